@@ -1,0 +1,205 @@
+"""Typed pipeline parameters, loaded from params.yaml.
+
+One section per stage. Every field carries its help text. Unknown keys, wrong types and
+impossible values fail at load time with the key, the file and what was expected, before any
+stage does work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ConfigError(ValueError):
+    """A params file that cannot be used; the message names the file, key and fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Section):
+    """One input dataset: a local file/glob (`path`) or a hub dataset (`hf`)."""
+
+    path: str | None = Field(None, description="Local file or glob (jsonl/json/csv/parquet, .gz).")
+    hf: str | None = Field(None, description="Hugging Face Hub dataset name.")
+    hf_split: str = Field("train", description="Split to read from a hub dataset.")
+    hf_config: str | None = Field(None, description="Hub dataset configuration name.")
+    format: str = Field(..., description="Adapter name, e.g. hh_rlhf, pairwise, oasst, mapping.")
+    name: str | None = Field(None, description="Source label in reports (default: path or hf).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Adapter options.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> SourceConfig:
+        if (self.path is None) == (self.hf is None):
+            raise ValueError("give exactly one of `path` (local file/glob) or `hf` (hub dataset)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.path or f"hf:{self.hf}"
+
+
+class SplitConfig(_Section):
+    train: float = Field(0.8, ge=0, le=1, description="Fraction of prompts for training.")
+    validation: float = Field(0.1, ge=0, le=1, description="Fraction of prompts for validation.")
+    test: float = Field(0.1, ge=0, le=1, description="Fraction of prompts for the test split.")
+    seed: int = Field(0, description="Salt of the prompt hash that assigns splits.")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + test must sum to 1, got {total:g}")
+        return self
+
+
+class DataConfig(_Section):
+    sources: list[SourceConfig] = Field(..., min_length=1, description="Input datasets.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Leak-free split.")
+    tie_policy: Literal["keep", "drop", "quarantine"] = Field(
+        "keep",
+        description="keep: tied completions stay (no pair between them); drop: keep one of each "
+        "tied set; quarantine: groups with any tie are quarantined.",
+    )
+    strict: bool = Field(False, description="Stop at the first malformed record.")
+    max_chars: int = Field(
+        200_000, gt=0, description="Texts longer than this many characters are quarantined."
+    )
+
+
+class TokenizeConfig(_Section):
+    max_length: int = Field(512, ge=8, description="Tokens per prompt+completion sequence.")
+    template: Literal["auto", "chat", "plain"] = Field(
+        "auto", description="auto: the tokenizer's chat template if it has one, else plain."
+    )
+    min_completion_tokens: int = Field(
+        4, ge=1, description="Completion tokens always kept when the prompt is trimmed."
+    )
+    batch_size: int = Field(1000, ge=1, description="Records per batched tokenizer call.")
+
+
+class ModelConfig(_Section):
+    name: str = Field("minilm-l6", description="Backbone: hub name, local path or minilm-l6.")
+    pooling: Literal["auto", "last", "mean", "cls"] = Field(
+        "auto", description="auto: cls for encoders, last for decoders."
+    )
+    trust_remote_code: bool = Field(False, description="Allow code from the model repository.")
+    dropout: float | None = Field(None, ge=0, lt=1, description="Override backbone dropout.")
+
+
+class LossConfig(_Section):
+    beta: float = Field(0.001, ge=0, description="L2 penalty weight on rewards.")
+    margin: float = Field(0.0, ge=0, description="Required reward margin between ranks.")
+    center_rewards: float = Field(0.0, ge=0, description="Weight of (sum of rewards)^2 per group.")
+
+
+class TrainConfig(_Section):
+    epochs: float = Field(1.0, gt=0, description="Passes over the training groups.")
+    batch_size: int = Field(16, ge=1, description="Groups per optimiser step (per process).")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
+    lr: float = Field(5e-5, gt=0, description="Peak AdamW learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.1, ge=0, le=1, description="Share of steps for linear warmup.")
+    scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="LR decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 where the device supports it natively, else fp32."
+    )
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
+    length_grouping: bool = Field(True, description="Batch groups of similar length.")
+    share_prefix: bool = Field(
+        True, description="Decoders: one copy of the prompt per group (exact for causal models)."
+    )
+    eval_every: int = Field(0, ge=0, description="Validate every N steps (0: end of epoch).")
+    save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: end of epoch).")
+    keep_best: bool = Field(True, description="Keep the checkpoint of best validation accuracy.")
+    seed: int = Field(0, description="Seed of all random number generators.")
+    max_steps: int = Field(0, ge=0, description="Stop after N optimiser steps (0: no limit).")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    distributed: Literal["ddp", "fsdp"] = Field("ddp", description="Strategy under torchrun.")
+
+
+class EvalConfig(_Section):
+    batch_size: int = Field(32, ge=1, description="Groups per evaluation batch.")
+    length_buckets: list[int] = Field(
+        default_factory=lambda: [64, 128, 256, 512], description="Token-length bucket edges."
+    )
+
+
+class RegisterConfig(_Section):
+    model_name: str = Field("reward-model", min_length=1, description="Registered model name.")
+    experiment: str = Field("reward-model", min_length=1, description="MLflow experiment.")
+    tracking_uri: str | None = Field(
+        None, description="MLflow URI; default $MLFLOW_TRACKING_URI, else mlflow.db in the project."
+    )
+    champion_alias: str = Field("champion", description="Alias of the production model.")
+    challenger_alias: str = Field("challenger", description="Alias of a model that lost the gate.")
+
+
+class Params(_Section):
+    """All pipeline parameters; one attribute per stage (`registry` for `register`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    data: DataConfig
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    # `register` would shadow BaseModel.register; the YAML key stays `register`.
+    registry: RegisterConfig = Field(default_factory=RegisterConfig, alias="register")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Params:
+        if self.tokenize.min_completion_tokens + 2 > self.tokenize.max_length:
+            raise ValueError(
+                "tokenize.max_length must leave room for the end token and "
+                f"tokenize.min_completion_tokens ({self.tokenize.min_completion_tokens})"
+            )
+        return self
+
+
+def _describe(error: ErrorDetails, source: str) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "<top level>"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key `{key}`; remove it or check its spelling"
+    if kind == "missing":
+        return f"{source}: missing key `{key}`"
+    got = error.get("input")
+    got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{source}: key `{key}`: {error['msg']}{got_text}"
+
+
+def parse_params(raw: dict[str, Any], source: str = "<params>") -> Params:
+    """Validate a params mapping; raise ConfigError naming each bad key."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(err, source) for err in exc.errors()]
+        raise ConfigError("invalid parameters:\n  " + "\n  ".join(lines)) from None
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate a params.yaml file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"params file not found: {path}; pass --params PATH") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of stage sections at the top level")
+    return parse_params(raw, str(path))

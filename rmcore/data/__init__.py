@@ -1,0 +1,1 @@
+"""Canonical ranked-group data: schema, source adapters, normalisation, split, sample."""

@@ -1,0 +1,50 @@
+"""The pipeline stages: the one definition of each.
+
+Each stage takes the validated params and the project layout, reads the previous stage's
+outputs, writes its own, and returns a JSON-able summary. DVC runs them through the CLI
+(`python -m rmcore <stage>`); Prefect runs them through DVC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rmcore.config import Params
+from rmcore.paths import Layout
+
+Summary = dict[str, Any]
+
+
+def ingest(params: Params, layout: Layout) -> Summary:
+    """Read every source, normalise to ranked groups, split by prompt, write Parquet + report."""
+    raise NotImplementedError("ingest stage")
+
+
+def tokenize(params: Params, layout: Layout) -> Summary:
+    """Format and tokenise every completion of every group; write Arrow datasets + report."""
+    raise NotImplementedError("tokenize stage")
+
+
+def train(params: Params, layout: Layout) -> Summary:
+    """Train the reward model on the tokenised train split; save it in Hugging Face format."""
+    raise NotImplementedError("train stage")
+
+
+def evaluate(params: Params, layout: Layout) -> Summary:
+    """Score the held-out test split; write metrics/eval.json and plots."""
+    raise NotImplementedError("evaluate stage")
+
+
+def register(params: Params, layout: Layout) -> Summary:
+    """Log the run to MLflow, register the model, move the champion alias if it wins."""
+    raise NotImplementedError("register stage")
+
+
+STAGES: dict[str, Callable[[Params, Layout], Summary]] = {
+    "ingest": ingest,
+    "tokenize": tokenize,
+    "train": train,
+    "evaluate": evaluate,
+    "register": register,
+}
