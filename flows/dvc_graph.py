@@ -31,7 +31,8 @@ class Stage:
 
     name: str
     cmd: str
-    deps: tuple[str, ...]
+    deps: tuple[str, ...]  # files and directories
+    params: tuple[str, ...]  # "params.yaml:train" ...
     outs: tuple[str, ...]
     upstream: tuple[str, ...]
 
@@ -69,6 +70,7 @@ def pipeline_stages(root: Path) -> list[Stage]:
     Topological order of DVC's stage graph; among stages free to go, dvc.yaml order.
     """
     import networkx as nx
+    from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
     from dvc.stage import PipelineStage
 
@@ -83,7 +85,17 @@ def pipeline_stages(root: Path) -> list[Stage]:
             Stage(
                 name=_address(stage.path, stage.name, root),
                 cmd=" && ".join(stage.cmd) if isinstance(stage.cmd, list) else str(stage.cmd),
-                deps=tuple(str(dep.def_path) for dep in stage.deps),
+                deps=tuple(
+                    str(dep.def_path)
+                    for dep in stage.deps
+                    if not isinstance(dep, ParamsDependency)
+                ),
+                params=tuple(
+                    f"{dep.def_path}:{key}"
+                    for dep in stage.deps
+                    if isinstance(dep, ParamsDependency)
+                    for key in dep.params
+                ),
                 outs=tuple(str(out.def_path) for out in stage.outs),
                 upstream=tuple(
                     _address(up.path, up.name, root)

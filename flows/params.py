@@ -69,7 +69,23 @@ def parse_override(text: str) -> tuple[list[str], Any, bool]:
         value = _yaml().load(raw) if raw.strip() else None
     except YAMLError as exc:
         raise ParamsError(f"override {text!r}: value is not valid YAML: {exc}") from None
-    return key.split("."), value, add
+    return key.split("."), _plain_floats(value), add
+
+
+def _plain_floats(value: Any) -> Any:
+    """Floats as Python floats, so they are written `0.0001`, not `1e-4` as typed.
+
+    `1e-4` is a float in YAML 1.2 (DVC, ruamel) but a string in YAML 1.1 (PyYAML).
+    """
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, MutableMapping):
+        for key in value:
+            value[key] = _plain_floats(value[key])
+    elif isinstance(value, MutableSequence):
+        for i, item in enumerate(value):
+            value[i] = _plain_floats(item)
+    return value
 
 
 def _child(node: Any, part: str, where: str) -> Any:

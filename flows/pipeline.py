@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dvc.exceptions import DvcException
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -215,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lock_timeout=args.lock_timeout,
             validate_params=args.validate_params,
         )
-    except (StageFailed, PipelineLocked, ParamsError, ConfigError) as exc:
+    except (StageFailed, PipelineLocked, ParamsError, ConfigError, DvcException) as exc:
         print(f"\npipeline failed: {exc}", file=sys.stderr)
         return 1
     print(report.summary_text(summary))
