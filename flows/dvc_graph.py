@@ -86,9 +86,7 @@ def pipeline_stages(root: Path) -> list[Stage]:
                 name=_address(stage.path, stage.name, root),
                 cmd=" && ".join(stage.cmd) if isinstance(stage.cmd, list) else str(stage.cmd),
                 deps=tuple(
-                    str(dep.def_path)
-                    for dep in stage.deps
-                    if not isinstance(dep, ParamsDependency)
+                    str(dep.def_path) for dep in stage.deps if not isinstance(dep, ParamsDependency)
                 ),
                 params=tuple(
                     f"{dep.def_path}:{key}"

@@ -63,9 +63,12 @@ def test_usage_errors_are_not_retried() -> None:
 
 def test_second_lock_holder_waits_then_stops(tmp_path: Path) -> None:
     (tmp_path / ".dvc").mkdir()
-    with project_lock(tmp_path, timeout=1):
-        with pytest.raises(PipelineLocked, match=r"in progress \(pid \d+ on .*Gave up after"):
-            with project_lock(tmp_path, timeout=0.3):
-                pass
+    busy = r"in progress \(pid \d+ on .*Gave up after"
+    with (
+        project_lock(tmp_path, timeout=1),
+        pytest.raises(PipelineLocked, match=busy),
+        project_lock(tmp_path, timeout=0.3),
+    ):
+        pass
     with project_lock(tmp_path, timeout=0):  # released on exit: free again
         pass

@@ -24,9 +24,7 @@ def _read(root: Path) -> dict:
 
 
 def test_overrides_are_typed_and_comments_survive(root: Path) -> None:
-    changes = apply_params(
-        root, overrides=["train.epochs=2", "train.lr=1e-4", "data.strict=true"]
-    )
+    changes = apply_params(root, overrides=["train.epochs=2", "train.lr=1e-4", "data.strict=true"])
     assert changes == [
         "train.epochs: 1 -> 2",
         "train.lr: 5e-05 -> 0.0001",
