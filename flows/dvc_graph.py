@@ -112,7 +112,7 @@ def _address(dvcfile: str, stage: str, root: Path) -> str:
     return stage if rel == "dvc.yaml" else f"{rel}:{stage}"
 
 
-def _absolute_target(root: Path, name: str) -> str:
+def absolute_target(root: Path, name: str) -> str:
     """A stage address that DVC's Python API resolves whatever the current directory."""
     dvcfile, sep, stage = name.rpartition(":")
     return f"{root / (dvcfile if sep else 'dvc.yaml')}:{stage}"
@@ -123,7 +123,7 @@ def stage_changes(root: Path, name: str) -> list[str]:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        status = repo.status(targets=[_absolute_target(root, name)])
+        status = repo.status(targets=[absolute_target(root, name)])
     return [_describe(entry) for entries in status.values() for entry in entries]
 
 
@@ -160,11 +160,17 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def run_dvc(root: Path, args: list[str], on_line: Callable[[str], None]) -> tuple[int, deque[str]]:
-    """Run `dvc <args>` in `root`, passing each output line to `on_line`; return (rc, tail)."""
+def run_command(
+    root: Path, command: list[str] | str, on_line: Callable[[str], None]
+) -> tuple[int, deque[str]]:
+    """Run `command` (argv, or a shell line) in `root`, each output line to `on_line`.
+
+    Returns the exit status and the last TAIL_LINES lines.
+    """
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     with subprocess.Popen(
-        [sys.executable, "-m", "dvc", *args],
+        command,
+        shell=isinstance(command, str),
         cwd=root,
         env=subprocess_env(),
         stdout=subprocess.PIPE,
@@ -181,6 +187,11 @@ def run_dvc(root: Path, args: list[str], on_line: Callable[[str], None]) -> tupl
                 on_line(line)
         rc = proc.wait()
     return rc, tail
+
+
+def run_dvc(root: Path, args: list[str], on_line: Callable[[str], None]) -> tuple[int, deque[str]]:
+    """`dvc <args>` with this interpreter's DVC, in `root`."""
+    return run_command(root, [sys.executable, "-m", "dvc", *args], on_line)
 
 
 def reproduce(root: Path, name: str, on_line: Callable[[str], None]) -> ReproOutcome:

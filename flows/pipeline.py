@@ -25,6 +25,7 @@ from prefect.runtime import flow_run, task_run
 from flows import report
 from flows.dvc_graph import StageFailed, default_remote, pipeline_stages, reproduce, run_dvc
 from flows.dvc_graph import stage_changes as dvc_stage_changes
+from flows.launch import launch, launcher_for
 from flows.lock import PipelineLocked, project_lock
 from flows.params import ParamsError, Validator, apply_params
 from rmcore.config import ConfigError
@@ -54,7 +55,7 @@ def _retryable(_task: Any, _run: Any, state: Any) -> bool:
 
 
 @task(name="dvc-stage", task_run_name="{name}", cache_policy=NO_CACHE, persist_result=False)
-def run_stage(root: str, name: str) -> dict[str, Any]:
+def run_stage(root: str, name: str, cmd: str) -> dict[str, Any]:
     """Reproduce one stage through DVC if `dvc status` says it changed; else skip it."""
     logger = get_run_logger()
     attempt = task_run.run_count or 1
@@ -63,9 +64,16 @@ def run_stage(root: str, name: str) -> dict[str, Any]:
         logger.info("stage %r is up to date (dvc status clean): skipped", name)
         return report.stage_row(name, report.UP_TO_DATE, attempt - 1)
     reason = " | ".join(changes)
-    logger.info("stage %r changed (%s): dvc repro -s %s (attempt %d)", name, reason, name, attempt)
+    launcher = launcher_for(name)
+    how = f"under {launcher}" if launcher else f"dvc repro -s {name}"
+    logger.info("stage %r changed (%s): %s (attempt %d)", name, reason, how, attempt)
+    log_line = lambda line: logger.info("%s | %s", name, line)  # noqa: E731
     try:
-        outcome = reproduce(Path(root), name, lambda line: logger.info("%s | %s", name, line))
+        if launcher:
+            outcome = launch(Path(root), name, cmd, launcher, log_line)
+            reason = f"{reason} | launched: {launcher}"
+        else:
+            outcome = reproduce(Path(root), name, log_line)
     except StageFailed as exc:
         exc.attempts = attempt
         raise
@@ -106,7 +114,7 @@ def _run_stages(root: Path, retries: int, delay: float) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for position, stage in enumerate(stages):
         try:
-            rows.append(stage_task(str(root), stage.name))
+            rows.append(stage_task(str(root), stage.name, stage.cmd))
         except Exception as exc:
             if isinstance(exc, StageFailed):
                 attempts, why = exc.attempts, f"exit status {exc.exit_status}"

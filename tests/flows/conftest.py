@@ -54,13 +54,16 @@ register:
 
 STAGE_PY = '''\
 """One stage of the test pipeline: python stage.py <prepare|train|register>."""
-import json, pathlib, sys, time, yaml
+import json, os, pathlib, sys, time, yaml
 
 name = sys.argv[1]
 p = yaml.safe_load(pathlib.Path("params.yaml").read_text())[name]
 with open("runs.log", "a") as log:  # not tracked by DVC: counts real executions
     log.write(name + "\\n")
-print(f"{name}: start", flush=True)
+rank = int(os.environ.get("RANK", "0"))  # set by torchrun
+print(f"{name}: start (rank {rank})", flush=True)
+if rank != 0:
+    sys.exit(0)  # only rank 0 writes outputs
 time.sleep(p.get("sleep", 0))
 if p.get("fail_once") and not pathlib.Path(f"{name}.failed-once").exists():
     pathlib.Path(f"{name}.failed-once").touch()

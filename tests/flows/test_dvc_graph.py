@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from flows.dvc_graph import StageFailed, pipeline_stages, reproduce, stage_changes
+from flows.launch import LAUNCHER_ENV, launch, launched_command, launcher_for
 from flows.lock import PipelineLocked, project_lock
 from flows.pipeline import _retryable
 from tests.flows.conftest import REPO_ROOT, runs
@@ -72,3 +73,30 @@ def test_second_lock_holder_waits_then_stops(tmp_path: Path) -> None:
         pass
     with project_lock(tmp_path, timeout=0):  # released on exit: free again
         pass
+
+
+def test_launcher_runs_a_stage_under_torchrun(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reproduce(project, "prepare", lambda _: None)
+    monkeypatch.setenv(LAUNCHER_ENV, "torchrun --standalone --nproc_per_node=2")
+    assert launcher_for("prepare") is None
+    launcher = launcher_for("train")
+    assert launcher == "torchrun --standalone --nproc_per_node=2"
+    train = {stage.name: stage for stage in pipeline_stages(project)}["train"]
+    lines: list[str] = []
+    launch(project, "train", train.cmd, launcher, lines.append)
+    assert "> torchrun --standalone --nproc_per_node=2 stage.py train" in lines
+    assert sorted(runs(project)) == ["prepare", "train", "train"]  # one per process
+    assert stage_changes(project, "train") == []  # recorded as if by `dvc repro`
+    locked = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["train"]
+    assert locked["cmd"] == "python stage.py train"
+    assert (project / "models/m/weights.txt").read_text() == "5"
+
+
+def test_launcher_needs_a_python_command() -> None:
+    with pytest.raises(ValueError, match="starting with `python`"):
+        launched_command("bash run.sh", "torchrun")
+    assert launched_command("python -m rmcore train", "torchrun --nproc_per_node=8") == (
+        "torchrun --nproc_per_node=8 -m rmcore train"
+    )
