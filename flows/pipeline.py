@@ -225,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             validate_params=args.validate_params,
         )
     except (StageFailed, PipelineLocked, ParamsError, ConfigError, DvcException) as exc:
-        print(f"\npipeline failed: {exc}", file=sys.stderr)
+        cause = f"\n  because: {exc.__cause__}" if exc.__cause__ else ""
+        print(f"\npipeline failed: {exc}{cause}", file=sys.stderr)
         return 1
     print(report.summary_text(summary))
     return 0
