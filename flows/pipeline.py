@@ -26,7 +26,7 @@ from flows import report
 from flows.dvc_graph import StageFailed, default_remote, pipeline_stages, reproduce, run_dvc
 from flows.dvc_graph import stage_changes as dvc_stage_changes
 from flows.launch import launch, launcher_for
-from flows.lock import PipelineLocked, project_lock
+from flows.lock import project_lock
 from flows.params import ParamsError, Validator, apply_params
 from rmcore.config import ConfigError
 
@@ -106,7 +106,7 @@ def _run_stages(root: Path, retries: int, delay: float) -> list[dict[str, Any]]:
     """Every stage in graph order; on failure the table so far is published, then re-raised."""
     stages = pipeline_stages(root)
     if not stages:
-        raise ParamsError(f"{root}: no stages in dvc.yaml")
+        raise RuntimeError(f"{root}: dvc.yaml has no stages to run")
     get_run_logger().info("stages in DVC graph order: %s", " -> ".join(s.name for s in stages))
     stage_task = run_stage.with_options(
         retries=retries, retry_delay_seconds=delay, retry_condition_fn=_retryable
@@ -224,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             lock_timeout=args.lock_timeout,
             validate_params=args.validate_params,
         )
-    except (StageFailed, PipelineLocked, ParamsError, ConfigError, DvcException) as exc:
+    # Expected failures (a stage, the lock, bad params, DVC, push): a message, no traceback.
+    except (RuntimeError, ParamsError, ConfigError, DvcException) as exc:
         cause = f"\n  because: {exc.__cause__}" if exc.__cause__ else ""
         print(f"\npipeline failed: {exc}{cause}", file=sys.stderr)
         return 1
