@@ -31,6 +31,10 @@ STAGES_ENV = "RMPIPE_LAUNCH_STAGES"
 DEFAULT_STAGES = "train"
 
 
+class LaunchError(RuntimeError):
+    """The launcher cannot be applied to a stage's command."""
+
+
 def launcher_for(stage: str) -> str | None:
     """The launcher for `stage` from the environment, or None to run it with `dvc repro`."""
     launcher = os.environ.get(LAUNCHER_ENV, "").strip()
@@ -42,7 +46,7 @@ def launched_command(cmd: str, launcher: str) -> str:
     """`python -m rmcore train` -> `torchrun --nproc_per_node=8 -m rmcore train`."""
     words = shlex.split(cmd)
     if not words or Path(words[0]).name not in {"python", "python3"}:
-        raise ValueError(
+        raise LaunchError(
             f"{LAUNCHER_ENV}={launcher!r} needs a stage command starting with `python`, "
             f"got {cmd!r}; drop the stage from {STAGES_ENV}"
         )

@@ -25,7 +25,7 @@ from prefect.runtime import flow_run, task_run
 from flows import report
 from flows.dvc_graph import StageFailed, default_remote, pipeline_stages, reproduce, run_dvc
 from flows.dvc_graph import stage_changes as dvc_stage_changes
-from flows.launch import launch, launcher_for
+from flows.launch import launch, launched_command, launcher_for
 from flows.lock import project_lock
 from flows.params import ParamsError, Validator, apply_params
 from rmcore.config import ConfigError
@@ -108,6 +108,9 @@ def _run_stages(root: Path, retries: int, delay: float) -> list[dict[str, Any]]:
     if not stages:
         raise RuntimeError(f"{root}: dvc.yaml has no stages to run")
     get_run_logger().info("stages in DVC graph order: %s", " -> ".join(s.name for s in stages))
+    for stage in stages:  # a launcher that cannot apply fails the run before any stage
+        if launcher := launcher_for(stage.name):
+            launched_command(stage.cmd, launcher)
     stage_task = run_stage.with_options(
         retries=retries, retry_delay_seconds=delay, retry_condition_fn=_retryable
     )

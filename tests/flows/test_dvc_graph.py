@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from flows.dvc_graph import StageFailed, pipeline_stages, reproduce, stage_changes
-from flows.launch import LAUNCHER_ENV, launch, launched_command, launcher_for
+from flows.launch import LAUNCHER_ENV, LaunchError, launch, launched_command, launcher_for
 from flows.lock import PipelineLocked, project_lock
 from flows.pipeline import _retryable
 from tests.flows.conftest import REPO_ROOT, runs
@@ -95,7 +95,7 @@ def test_launcher_runs_a_stage_under_torchrun(
 
 
 def test_launcher_needs_a_python_command() -> None:
-    with pytest.raises(ValueError, match="starting with `python`"):
+    with pytest.raises(LaunchError, match="starting with `python`"):
         launched_command("bash run.sh", "torchrun")
     assert launched_command("python -m rmcore train", "torchrun --nproc_per_node=8") == (
         "torchrun --nproc_per_node=8 -m rmcore train"
