@@ -127,7 +127,7 @@ def read_json(path: Path, shown: str) -> Iterator[RawRecord]:
     """A JSON array of objects (or JSON lines in a .json file), with each record's line."""
     data = _read_bytes(path, shown)
     if not data.lstrip().startswith(b"["):
-        yield from _jsonl_from_bytes(data, shown)
+        yield from _object_or_lines(data, shown)
         return
     try:
         text = data.decode("utf-8")
@@ -171,6 +171,18 @@ def _skip_ws(text: str, pos: int) -> int:
     return pos
 
 
+def _object_or_lines(data: bytes, shown: str) -> Iterator[RawRecord]:
+    """A .json file that is not an array: one (possibly multi-line) object, or JSON lines."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        yield from _jsonl_from_bytes(data, shown)
+        return
+    line = data[: len(data) - len(data.lstrip())].count(b"\n") + 1
+    record = value if isinstance(value, dict) else RecordError("not_an_object", None, "")
+    yield RecordRef(shown, 0, line), record
+
+
 def _jsonl_from_bytes(data: bytes, shown: str) -> Iterator[RawRecord]:
     index = 0
     for line_no, raw in enumerate(data.splitlines(), start=1):
@@ -181,7 +193,7 @@ def _jsonl_from_bytes(data: bytes, shown: str) -> Iterator[RawRecord]:
 
 def read_csv(path: Path, shown: str, required: list[str]) -> Iterator[RawRecord]:
     """CSV with a header row; every value is a string. A missing column is a file error."""
-    text = _read_bytes(path, shown).decode("utf-8", errors="surrogateescape")
+    text = _read_bytes(path, shown).decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:

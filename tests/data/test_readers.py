@@ -47,6 +47,18 @@ def test_json_file_holding_json_lines(tmp_path: Path) -> None:
     assert [r for _, r in _records(path)] == [{"x": 1}, {"x": 2}]
 
 
+def test_json_file_holding_one_object_is_one_record(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_text('\n{\n  "x": 1,\n  "y": [1, 2]\n}\n')
+    assert [(ref.line, r) for ref, r in _records(path)] == [(2, {"x": 1, "y": [1, 2]})]
+
+
+def test_csv_with_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes("\ufeffq,a\nx,1\n".encode())
+    assert [r for _, r in _records(path, ["q"])] == [{"q": "x", "a": "1"}]
+
+
 def test_csv_rows_are_strings_with_start_lines(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
     path.write_text('q,a\n"multi\nline",1\nz,2\n')
