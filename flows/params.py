@@ -31,6 +31,10 @@ def _yaml() -> YAML:
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.preserve_quotes = True
     yaml.width = 4096
+    # `null` stays `null` (ruamel would write an empty value)
+    yaml.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
     return yaml
 
 
@@ -143,6 +147,9 @@ def apply_params(
     atomically, so a rejected run leaves params.yaml as it was.
     """
     target = root / PARAMS_FILE
+    overrides = list(overrides)
+    if params_file is None and not overrides:
+        return []  # params.yaml as it is: not even re-written
     source = Path(params_file) if params_file else target
     if not source.is_absolute() and not source.exists():
         source = root / source
@@ -151,12 +158,12 @@ def apply_params(
     for override in overrides:
         key, old, new = set_param(data, override, str(source))
         changes.append(f"{key}: {old!r} -> {new!r}")
-    text = _dump(data)
-    current = target.read_text(encoding="utf-8") if target.exists() else None
-    if text == current:
-        return []
+    values = _plain(data)
+    if target.exists() and values == _plain(_load(target)):
+        return []  # same values: the file (and its spelling of them) stays as it is
     if validate is not None:
-        validate(_plain(data), str(target))
+        validate(values, str(target))
+    text = _dump(data)
     if source.resolve() != target.resolve():
         changes.insert(0, f"params.yaml <- {source}")
     tmp = target.with_name(f".{target.name}.tmp")

@@ -72,10 +72,16 @@ def results(root: Path) -> dict[str, Any]:
     return found
 
 
+def _short(text: str, width: int = 100) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def table_text(rows: list[dict[str, Any]]) -> str:
-    """The per-stage table as aligned text."""
+    """The per-stage table as aligned text (reasons shortened; the artifact has them whole)."""
     header = ["stage", "result", "attempts", "seconds", "reason"]
-    cells = [header] + [[str(row[key]) for key in header] for row in rows]
+    cells = [header] + [
+        [str(row[key]) for key in header[:-1]] + [_short(row["reason"])] for row in rows
+    ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(header) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False))

@@ -40,10 +40,15 @@ def test_overrides_are_typed_and_comments_survive(root: Path) -> None:
 
 
 def test_unchanged_params_leave_the_file_alone(root: Path) -> None:
-    before = (root / "params.yaml").read_bytes()
+    params = root / "params.yaml"
+    params.write_text(params.read_text() + "extra:\n  none: null  # kept as null\n  e: ~\n")
+    before = params.read_bytes()
     assert apply_params(root) == []
     assert apply_params(root, overrides=["train.epochs=1"]) == []
-    assert (root / "params.yaml").read_bytes() == before
+    assert apply_params(root, params_file=params) == []
+    assert params.read_bytes() == before
+    apply_params(root, overrides=["train.epochs=2"])
+    assert "  none: null  # kept as null\n" in params.read_text()
 
 
 def test_list_values_and_indices(root: Path) -> None:
