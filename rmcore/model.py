@@ -200,17 +200,27 @@ class RewardModel(nn.Module):
         last = (positions * mask.to(positions.dtype)).argmax(-1)  # [N]
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Hugging Face format (safetensors) + tokenizer + rmpipe.json (+ head if non-native)."""
+    def save_pretrained(
+        self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+    ) -> None:
+        """Hugging Face format (safetensors) + tokenizer + rmpipe.json (+ head if non-native).
+
+        `state_dict` (this module's keys) overrides the live weights, e.g. one gathered from
+        sharded processes.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.backbone.save_pretrained(directory, safe_serialization=True)
+        full = state_dict if state_dict is not None else self.state_dict()
+        backbone = {k[len("backbone.") :]: v for k, v in full.items() if k.startswith("backbone.")}
+        self.backbone.save_pretrained(directory, state_dict=backbone, safe_serialization=True)
         self.tokenizer.save_pretrained(directory)
         if self.reward_head is not None:
-            state = {
-                k: v.detach().contiguous().cpu() for k, v in self.reward_head.state_dict().items()
+            head = {
+                k[len("reward_head.") :]: v.detach().contiguous().cpu()
+                for k, v in full.items()
+                if k.startswith("reward_head.")
             }
-            save_file(state, str(directory / HEAD_FILE))
+            save_file(head, str(directory / HEAD_FILE))
         meta = {
             "format": 1,
             "pooling": self.pooling,
@@ -220,6 +230,14 @@ class RewardModel(nn.Module):
             "reward_stats": self.reward_stats,
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def set_reward_stats(directory: str | Path, stats: dict[str, Any]) -> None:
+    """Record reward normalisation stats ({mean, std, ...}) in a saved model's rmpipe.json."""
+    path = Path(directory) / META_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta["reward_stats"] = stats
+    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def build_reward_model(

@@ -250,6 +250,25 @@ def _counts(ds: datasets.Dataset) -> dict[str, Any]:
     }
 
 
+def check_max_length(tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) -> None:
+    """Refuse a max_length beyond what the backbone's positions allow."""
+    limit = tokenizer.model_max_length
+    if limit < 1_000_000 and cfg.max_length > limit:
+        raise ValueError(
+            f"tokenize.max_length {cfg.max_length} exceeds the model's limit of {limit} "
+            f"tokens ({tokenizer.name_or_path}); lower it"
+        )
+
+
+def totals(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Sums of the per-split counts of the tokenize report."""
+    keys = ("groups", "completions", "trimmed_prompts", "cut_completions", "tokens", "seconds")
+    out: dict[str, Any] = {k: sum(s[k] for s in splits.values()) for k in keys}
+    out["seconds"] = round(out["seconds"], 3)
+    out["max_seq_len"] = max((s["max_seq_len"] for s in splits.values()), default=0)
+    return out
+
+
 def tokenizer_meta(
     tokenizer: PreTrainedTokenizerBase, model_name: str, cfg: TokenizeConfig
 ) -> dict:
