@@ -106,7 +106,7 @@ class _Formatter:
         self, prompts: list[list[Message]], prompt_texts: list[str], completions: list[list[str]]
     ) -> list[str]:
         if not self.chat:
-            return [f" {c}" for cs in completions for c in cs]
+            return [f" {c}" if c else "" for cs in completions for c in cs]
         convs = [
             [*p, {"role": "assistant", "content": c}]
             for p, cs in zip(prompts, completions, strict=True)
@@ -216,6 +216,12 @@ def tokenize_table(
             "cut_completions": [e.cut_completions for e in encoded],
         }
 
+    if len(table) == 0:  # map() would not add the new columns
+        empty = datasets.Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
+        return empty.remove_columns(["trimmed_prompt", "cut_completions"]), {
+            **_counts(empty),
+            "seconds": 0.0,
+        }
     out = source.map(
         encode_batch,
         batched=True,

@@ -165,3 +165,18 @@ def write_synthetic(
             "test": synthetic_groups(n_test, seed + 2, split="test"),
         },
     )
+
+
+def tiny_params(model_name: str, **sections: dict[str, Any]) -> Any:
+    """Params for a tiny run: `model.name` set, sections merged over small defaults."""
+    from rmcore.config import parse_params
+
+    raw: dict[str, Any] = {
+        "data": {"sources": [{"path": "unused.jsonl", "format": "mapping"}]},
+        "tokenize": {"max_length": 128},
+        "model": {"name": model_name},
+        "train": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "seed": 0},
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    return parse_params(raw, "<tiny>")

@@ -1,0 +1,222 @@
+"""The train stage on tiny models: learning, determinism, exact resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from rmcore import stages
+from rmcore.batching import score_groups
+from rmcore.config import ConfigError
+from rmcore.model import load_reward_model
+from rmcore.paths import Layout
+from rmcore.runtime import resolve_precision
+from rmcore.tokenize import load_tokenized
+from tests.conftest import REPO_ROOT
+from tests.tiny import make_tiny_bert, make_tiny_neox, tiny_params, write_synthetic
+
+TIMING = {"pairs_per_s", "train_seconds", "wall_s", "resumed_from_step"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest (and identically in subprocesses) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tokenized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Per backbone: a project root with tokenised synthetic groups (copied per test)."""
+    root = tmp_path_factory.mktemp("train-data")
+    out = {}
+    for kind, make in (("neox", make_tiny_neox), ("bert", make_tiny_bert)):
+        project = root / kind
+        model = make(root / f"{kind}-model")
+        write_synthetic(Layout(project), n_train=96, n_val=24, n_test=8)
+        stages.tokenize(tiny_params(model), Layout(project))
+        (project / "model_path").write_text(model)
+        out[kind] = project
+    return out
+
+
+def project(tokenized: dict[str, Path], kind: str, root: Path) -> tuple[str, Layout]:
+    """A fresh project root holding a copy of the tokenised data."""
+    shutil.copytree(tokenized[kind] / "data" / "tokenized", root / "data" / "tokenized")
+    return (tokenized[kind] / "model_path").read_text(), Layout(root)
+
+
+def comparable(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if k not in TIMING}
+
+
+def test_loss_falls_and_heldout_accuracy_rises(tokenized: dict[str, Path], tmp_path: Path) -> None:
+    model, layout = project(tokenized, "neox", tmp_path)
+    params = tiny_params(model, train={"epochs": 4, "eval_every": 4})
+    metrics = stages.train(params, layout)
+    steps = pd.read_csv(layout.train_steps)
+    assert list(steps.columns[:6]) == ["step", "epoch", "loss", "accuracy", "margin", "pairs"]
+    assert len(steps) == metrics["steps"] == 48
+    assert steps["loss"].head(6).mean() > steps["loss"].tail(6).mean() + 0.2
+    saved = json.loads(layout.train_metrics.read_text())
+    assert saved == metrics and metrics["device"] == "cpu" and metrics["precision"] == "no"
+    first_val = _first_validation_accuracy(params, layout)
+    assert metrics["best_val_accuracy"] >= 0.9 > first_val + 0.1
+    # models/reward_model is the best checkpoint: re-scoring it gives the best accuracy
+    reward_model = load_reward_model(layout.model_dir)
+    rewards = score_groups(reward_model, load_tokenized(layout, "validation"), batch_size=5)
+    ranks = load_tokenized(layout, "validation")["ranks"]
+    assert _pair_accuracy(rewards, ranks) == pytest.approx(metrics["best_val_accuracy"], abs=1e-6)
+    flat = np.concatenate(rewards)
+    assert reward_model.reward_stats is not None
+    assert reward_model.reward_stats["mean"] == pytest.approx(float(flat.mean()), abs=1e-5)
+    assert reward_model.reward_stats["std"] == pytest.approx(float(flat.std()), abs=1e-5)
+    assert not layout.checkpoints.exists()  # finished runs leave nothing to resume
+
+
+def _first_validation_accuracy(params: Any, layout: Layout) -> float:
+    short = params.model_copy(update={"train": params.train.model_copy(update={"max_steps": 1})})
+    scratch = Layout(layout.root / "first")
+    shutil.copytree(layout.tokenized, scratch.tokenized)
+    return float(stages.train(short, scratch)["val_accuracy"])
+
+
+def _pair_accuracy(rewards: list[np.ndarray], ranks: list[list[int]]) -> float:
+    right = total = 0
+    for r, rk in zip(rewards, ranks, strict=True):
+        for i in range(len(rk)):
+            for j in range(len(rk)):
+                if rk[i] < rk[j]:
+                    right, total = right + int(r[i] > r[j]), total + 1
+    return right / total
+
+
+def test_same_seed_same_metrics(tokenized: dict[str, Path], tmp_path: Path) -> None:
+    """BERT's dropout makes the RNG matter; two runs must still agree exactly."""
+    runs = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        model, layout = project(tokenized, "bert", tmp_path / name)
+        params = tiny_params(model, train={"epochs": 1, "seed": seed})
+        runs.append((comparable(stages.train(params, layout)), layout.train_steps.read_text()))
+    assert runs[0] == runs[1]
+    assert runs[0][0]["train_loss"] != runs[2][0]["train_loss"]  # the seed does matter
+
+
+def test_grad_accumulation_matches_a_bigger_batch(
+    tokenized: dict[str, Path], tmp_path: Path
+) -> None:
+    histories = []
+    for name, size, accum in (("big", 8, 1), ("accum", 4, 2)):
+        model, layout = project(tokenized, "neox", tmp_path / name)
+        train = {"epochs": 1, "batch_size": size, "grad_accum": accum}
+        stages.train(tiny_params(model, train=train), layout)
+        histories.append(pd.read_csv(layout.train_steps))
+    assert len(histories[0]) == len(histories[1]) == 12
+    for column in ("loss", "accuracy", "pairs", "lr"):
+        assert np.allclose(histories[0][column], histories[1][column], atol=1e-5), column
+
+
+def _params_file(path: Path, model: str, train: dict[str, Any]) -> Path:
+    raw = {
+        "data": {"sources": [{"path": "unused.jsonl", "format": "mapping"}]},
+        "tokenize": {"max_length": 128},
+        "model": {"name": model, "dropout": 0.1},
+        "train": {"batch_size": 4, "lr": 1e-3, "seed": 0, **train},
+    }
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _cli_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def test_resume_after_sigkill_matches_uninterrupted(
+    tokenized: dict[str, Path], tmp_path: Path
+) -> None:
+    train = {"epochs": 3, "save_every": 5, "eval_every": 10}
+    model, ref = project(tokenized, "neox", tmp_path / "ref")
+    params_path = _params_file(tmp_path / "params.yaml", model, train)
+    from rmcore.config import load_params
+
+    expected = stages.train(load_params(params_path), ref)
+    _, killed = project(tokenized, "neox", tmp_path / "killed")
+    command = [
+        sys.executable,
+        "-m",
+        "rmcore",
+        "train",
+        "--params",
+        str(params_path),
+        "--root",
+        str(killed.root),
+    ]
+    proc = subprocess.Popen(
+        command, env=_cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    latest = killed.checkpoints / "latest.json"
+    deadline = time.monotonic() + 120
+    while not (latest.is_file() and json.loads(latest.read_text())["step"] >= 15):
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not killed.train_metrics.exists() and killed.checkpoints.is_dir()
+    done = subprocess.run(command, env=_cli_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed = json.loads(killed.train_metrics.read_text())
+    assert resumed["resumed_from_step"] >= 15
+    assert comparable(resumed) == comparable(expected)
+    assert killed.train_steps.read_text() == ref.train_steps.read_text()
+
+
+def test_precision_is_detected_not_assumed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rmcore.runtime as runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", cuda=False) == "no"
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", cuda=False) == "bf16"
+    with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
+        resolve_precision("fp16", cuda=False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_precision("auto", cuda=True) == "fp16"
+    assert resolve_precision("no", cuda=True) == "no"
+
+
+def test_tokens_of_another_model_are_refused(tokenized: dict[str, Path], tmp_path: Path) -> None:
+    _, layout = project(tokenized, "neox", tmp_path)
+    with pytest.raises(ValueError, match="run the tokenize stage again"):
+        stages.train(tiny_params(str(tmp_path / "other")), layout)
+
+
+def test_share_prefix_is_refused_until_implemented() -> None:
+    with pytest.raises(ConfigError, match="share_prefix"):
+        tiny_params("x", train={"share_prefix": True})
+
+
+@pytest.mark.gpu
+def test_bf16_training_on_cuda(tokenized: dict[str, Path], tmp_path: Path) -> None:
+    model, layout = project(tokenized, "neox", tmp_path)
+    params = tiny_params(model, train={"max_steps": 6, "mixed_precision": "bf16"})
+    metrics = stages.train(params, layout)
+    assert metrics["device"] == "cuda" and metrics["precision"] == "bf16"
+    assert np.isfinite(pd.read_csv(layout.train_steps)["loss"]).all()
