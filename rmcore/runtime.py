@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType
 from tqdm.auto import tqdm
 
 from rmcore.config import TrainConfig
@@ -61,7 +61,18 @@ def make_accelerator(cfg: TrainConfig, native_pooling: bool) -> Accelerator:
         kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(fsdp_version=2)
     # Non-native poolings leave the backbone class's own head unused.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=not native_pooling)
-    return Accelerator(mixed_precision=precision, cpu=not cuda, kwargs_handlers=[ddp], **kwargs)
+    acc = Accelerator(mixed_precision=precision, cpu=not cuda, kwargs_handlers=[ddp], **kwargs)
+    if (
+        cfg.distributed == "fsdp"
+        and acc.num_processes > 1
+        and acc.distributed_type != DistributedType.FSDP
+    ):
+        # accelerate shards only on GPUs; on CPU it would quietly run DDP instead.
+        raise ValueError(
+            "train.distributed fsdp needs CUDA GPUs (this launch is "
+            f"{acc.distributed_type.value}); use train.distributed ddp"
+        )
+    return acc
 
 
 def unwrapped(acc: Accelerator, model: torch.nn.Module) -> RewardModel:

@@ -245,6 +245,7 @@ def _summary(run: Run, wall_start: float, resumed_from: int, stats: dict) -> dic
         "device": acc.device.type,
         "precision": acc.mixed_precision,
         "processes": acc.num_processes,
+        "distributed": str(acc.distributed_type.value),
         "resumed_from_step": resumed_from,
         "reward_mean": stats["mean"],
         "reward_std": stats["std"],
