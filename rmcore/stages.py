@@ -22,14 +22,15 @@ log = logging.getLogger(__name__)
 
 def ingest(params: Params, layout: Layout) -> Summary:
     """Read every source, normalise to ranked groups, split by prompt, write Parquet + report."""
-    raise NotImplementedError("ingest stage")
+    from rmcore.data.ingest import run_ingest
+
+    return run_ingest(params.data, layout)
 
 
 def tokenize(params: Params, layout: Layout) -> Summary:
     """Format and tokenise every completion of every group; write Arrow datasets + report."""
-    import pyarrow.parquet as pq
-
     from rmcore import tokenize as tok
+    from rmcore.data.io import read_split
     from rmcore.data.schema import SPLITS
     from rmcore.model import load_tokenizer
 
@@ -37,10 +38,8 @@ def tokenize(params: Params, layout: Layout) -> Summary:
     tok.check_max_length(tokenizer, params.tokenize)
     splits: dict[str, Any] = {}
     for split in SPLITS:
-        path = layout.split_file(split)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found; run the ingest stage first")
-        dataset, splits[split] = tok.tokenize_table(pq.read_table(path), tokenizer, params.tokenize)
+        table = read_split(layout, split)
+        dataset, splits[split] = tok.tokenize_table(table, tokenizer, params.tokenize)
         tok.save_tokenized(dataset, layout, split)
         log.info("tokenize %s: %s", split, splits[split])
     meta = tok.tokenizer_meta(tokenizer, params.model.name, params.tokenize)
