@@ -7,6 +7,7 @@ canonical Parquet splits (GROUP_SCHEMA) as the ingest stage does.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def make_tiny_bert(directory: str | Path, seed: int = 0) -> str:
     return str(directory)
 
 
-def _bpe_tokenizer(pad: str | None, chat_template: bool) -> Any:
+def _bpe_tokenizer(pad: str | None, chat_template: bool, corpus: list[str] | None) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -60,12 +61,12 @@ def _bpe_tokenizer(pad: str | None, chat_template: bool) -> Any:
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400,
+        vocab_size=400 if corpus is None else 1000,
         special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    corpus = [" ".join(GOOD + BAD + FILLER + TOPICS), "User: Assistant: System: Human:"] * 20
-    bpe.train_from_iterator(corpus, trainer)
+    base = [" ".join(GOOD + BAD + FILLER + TOPICS), "User: Assistant: System: Human:"] * 20
+    bpe.train_from_iterator(base + (corpus or []), trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
     )
@@ -77,17 +78,22 @@ def _bpe_tokenizer(pad: str | None, chat_template: bool) -> Any:
 
 
 def make_tiny_neox(
-    directory: str | Path, seed: int = 0, pad: str | None = None, chat_template: bool = False
+    directory: str | Path,
+    seed: int = 0,
+    pad: str | None = None,
+    chat_template: bool = False,
+    corpus: list[str] | None = None,
 ) -> str:
     """A 2-layer, 32-wide GPT-NeoX with a byte-level BPE tokenizer trained on a few sentences.
 
     Like Pythia's, the tokenizer has EOS but no pad token; `pad="eos"` makes PAD == EOS (as
-    many fine-tunes do); `chat_template=True` adds a ChatML template.
+    many fine-tunes do); `chat_template=True` adds a ChatML template; `corpus` adds texts to
+    the tokenizer's training (and grows its vocabulary to 1000).
     """
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     directory = Path(directory)
-    tokenizer = _bpe_tokenizer(pad, chat_template)
+    tokenizer = _bpe_tokenizer(pad, chat_template, corpus)
     config = GPTNeoXConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -165,6 +171,15 @@ def write_synthetic(
             "test": synthetic_groups(n_test, seed + 2, split="test"),
         },
     )
+
+
+def sample_texts(path: Path) -> list[str]:
+    """Every prompt and completion text of a JSONL file like data/sample/preferences.jsonl."""
+    texts = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        texts += [m["content"] for m in record["prompt"]] + record["completions"]
+    return texts
 
 
 def tiny_params(model_name: str, **sections: dict[str, Any]) -> Any:
