@@ -23,7 +23,7 @@ class LossOutput:
     accuracy: torch.Tensor  # share of pairs with r_better > r_worse
     margin: torch.Tensor  # mean r_better - r_worse over pairs
     n_pairs: int
-    n_groups: int  # groups with at least one pair
+    n_groups: torch.Tensor  # groups with at least one pair (a tensor: no device sync)
 
 
 def kwise_loss(
@@ -43,10 +43,10 @@ def kwise_loss(
     diff = r_better - r_worse  # [P]
     pair_group = row_group[better]  # [P]
     pairs_per_group = torch.bincount(pair_group, minlength=n_groups)  # [G]
-    groups_with_pairs = int((pairs_per_group > 0).sum())
+    groups_with_pairs = (pairs_per_group > 0).sum()
     per_pair = -F.logsigmoid(diff - margin) + beta * 0.5 * (r_better**2 + r_worse**2)  # [P]
     weight = 1.0 / pairs_per_group[pair_group].clamp(min=1).to(per_pair.dtype)  # [P]
-    loss = (per_pair * weight).sum() / max(groups_with_pairs, 1)
+    loss = (per_pair * weight).sum() / groups_with_pairs.clamp(min=1)
     if center > 0:
         group_sums = torch.zeros(n_groups, dtype=rewards.dtype, device=rewards.device)
         group_sums = group_sums.index_add(0, row_group, rewards)  # [G]

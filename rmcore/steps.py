@@ -84,27 +84,19 @@ def train_step(
         with nullcontext() if sync else acc.no_sync(model):
             out = forward_loss(model, batch, params.loss)
             acc.backward(out.loss / len(micro))
-        sums += torch.tensor(
-            [
-                out.loss.item(),
-                out.accuracy.item() * out.n_pairs,
-                out.margin.item() * out.n_pairs,
-                out.n_pairs,
-            ],
-            dtype=torch.float64,
-            device=acc.device,
-        )
+        n = float(out.n_pairs)
+        parts = [out.loss.detach(), out.accuracy * n, out.margin * n, torch.tensor(n)]
+        sums += torch.stack([p.to(sums) for p in parts])  # no device sync per micro-batch
     grad_norm = acc.clip_grad_norm_(model.parameters(), params.train.max_grad_norm)
     lr = scheduler.get_last_lr()[0]
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    sums = acc.reduce(sums, reduction="sum")
-    pairs = float(sums[3])
+    loss, correct, margin, pairs = acc.reduce(sums, reduction="sum").tolist()
     return {
-        "loss": float(sums[0]) / (len(micro) * acc.num_processes),
-        "accuracy": float(sums[1]) / max(pairs, 1.0),
-        "margin": float(sums[2]) / max(pairs, 1.0),
+        "loss": loss / (len(micro) * acc.num_processes),
+        "accuracy": correct / max(pairs, 1.0),
+        "margin": margin / max(pairs, 1.0),
         "pairs": pairs,
         "lr": float(lr),
         "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
@@ -122,23 +114,16 @@ def validate(
     batches = [order[i : i + size] for i in range(0, len(order), size)]
     sums = torch.zeros(
         4, dtype=torch.float64, device=acc.device
-    )  # loss*groups, correct, pairs, groups
+    )  # loss*groups, right, pairs, groups
     for groups in batches[acc.process_index :: acc.num_processes]:
         out = forward_loss(model, collate(data, groups, pad_id).to(acc.device), params.loss)
-        sums += torch.tensor(
-            [
-                out.loss.item() * out.n_groups,
-                out.accuracy.item() * out.n_pairs,
-                out.n_pairs,
-                out.n_groups,
-            ],
-            dtype=torch.float64,
-            device=acc.device,
-        )
-    sums = acc.reduce(sums, reduction="sum")
+        n = float(out.n_pairs)
+        parts = [out.loss * out.n_groups, out.accuracy * n, torch.tensor(n), out.n_groups]
+        sums += torch.stack([p.to(sums) for p in parts])
+    loss, correct, pairs, n_groups = acc.reduce(sums, reduction="sum").tolist()
     model.train()
     return {
-        "val_loss": float(sums[0]) / max(float(sums[3]), 1.0),
-        "val_accuracy": float(sums[1]) / max(float(sums[2]), 1.0),
-        "val_pairs": float(sums[2]),
+        "val_loss": loss / max(n_groups, 1.0),
+        "val_accuracy": correct / max(pairs, 1.0),
+        "val_pairs": pairs,
     }
