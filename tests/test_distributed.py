@@ -19,14 +19,14 @@ from rmcore import stages
 from rmcore.config import load_params
 from rmcore.paths import Layout
 from tests.conftest import REPO_ROOT
-from tests.tiny import make_tiny_neox, write_synthetic
+from tests.tiny import make_tiny_neox, sample_data_section, write_synthetic
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 
 def _params(path: Path, model: str, batch_size: int) -> Path:
     raw = {
-        "data": {"sources": [{"path": "unused.jsonl", "format": "mapping"}]},
+        "data": sample_data_section(),
         "tokenize": {"max_length": 128},
         "model": {"name": model},
         "train": {"epochs": 2, "batch_size": batch_size, "lr": 1e-3, "eval_every": 6},

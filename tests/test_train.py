@@ -27,7 +27,13 @@ from rmcore.paths import Layout
 from rmcore.runtime import resolve_precision
 from rmcore.tokenize import load_tokenized
 from tests.conftest import REPO_ROOT
-from tests.tiny import make_tiny_bert, make_tiny_neox, tiny_params, write_synthetic
+from tests.tiny import (
+    make_tiny_bert,
+    make_tiny_neox,
+    sample_data_section,
+    tiny_params,
+    write_synthetic,
+)
 
 TIMING = {"pairs_per_s", "train_seconds", "wall_s", "resumed_from_step"}
 
@@ -143,7 +149,7 @@ def test_grad_accumulation_matches_a_bigger_batch(
 
 def _params_file(path: Path, model: str, train: dict[str, Any]) -> Path:
     raw = {
-        "data": {"sources": [{"path": "unused.jsonl", "format": "mapping"}]},
+        "data": sample_data_section(),
         "tokenize": {"max_length": 128},
         "model": {"name": model, "dropout": 0.1},
         "train": {"batch_size": 4, "lr": 1e-3, "seed": 0, **train},

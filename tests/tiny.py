@@ -182,12 +182,20 @@ def sample_texts(path: Path) -> list[str]:
     return texts
 
 
+def sample_data_section() -> dict[str, Any]:
+    """The `data` section of the repository's params.yaml (valid; unused by later stages)."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    return dict(yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))["data"])
+
+
 def tiny_params(model_name: str, **sections: dict[str, Any]) -> Any:
     """Params for a tiny run: `model.name` set, sections merged over small defaults."""
     from rmcore.config import parse_params
 
     raw: dict[str, Any] = {
-        "data": {"sources": [{"path": "unused.jsonl", "format": "mapping"}]},
+        "data": sample_data_section(),
         "tokenize": {"max_length": 128},
         "model": {"name": model_name},
         "train": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "seed": 0},
