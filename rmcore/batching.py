@@ -203,7 +203,7 @@ def score_groups(
     order = np.argsort(-packed.group_lengths, kind="stable")
     out: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(packed)
     was_training = model.training
-    model.eval()
+    model.to(device).eval()
     for start in range(0, len(order), batch_size):
         groups = order[start : start + batch_size]
         batch = collate(packed, groups, pad_id).to(device)

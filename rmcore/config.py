@@ -132,7 +132,12 @@ class LossConfig(_Section):
 
 class TrainConfig(_Section):
     epochs: float = Field(1.0, gt=0, description="Passes over the training groups.")
-    batch_size: int = Field(16, ge=1, description="Groups per optimiser step (per process).")
+    batch_size: int = Field(
+        16,
+        ge=1,
+        description="Groups per micro-batch and process; a step takes batch_size * grad_accum * "
+        "processes groups.",
+    )
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
     lr: float = Field(5e-5, gt=0, description="Peak AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")

@@ -126,9 +126,11 @@ class RewardModel(nn.Module):
         tokenizer: PreTrainedTokenizerBase,
         pooling: str = "auto",
         tokenize_config: TokenizeConfig | None = None,
-        reward_stats: dict[str, float] | None = None,
+        reward_stats: dict[str, Any] | None = None,
+        trust_remote_code: bool = False,
     ) -> None:
         super().__init__()
+        self.trust_remote_code = trust_remote_code
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.decoder = is_decoder(backbone.config)
@@ -226,6 +228,7 @@ class RewardModel(nn.Module):
             "pooling": self.pooling,
             "native_pooling": self.native,
             "decoder": self.decoder,
+            "trust_remote_code": self.trust_remote_code,
             "tokenize": self.tokenize_config.model_dump(),
             "reward_stats": self.reward_stats,
         }
@@ -260,7 +263,9 @@ def build_reward_model(
     if len(tokenizer) > backbone.get_input_embeddings().weight.shape[0]:
         backbone.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     backbone.config.pad_token_id = tokenizer.pad_token_id
-    return RewardModel(backbone, tokenizer, cfg.pooling, tokenize_config)
+    return RewardModel(
+        backbone, tokenizer, cfg.pooling, tokenize_config, trust_remote_code=cfg.trust_remote_code
+    )
 
 
 def _dropout_overrides(source: str, cfg: ModelConfig) -> dict[str, float]:
@@ -284,10 +289,11 @@ def load_reward_model(path: str | Path, device: str | torch.device = "cpu") -> R
             "(run the train stage, or point at models/reward_model)"
         )
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    remote = bool(meta.get("trust_remote_code", False))
     backbone = AutoModelForSequenceClassification.from_pretrained(
-        path, use_safetensors=True, dtype=torch.float32
+        path, use_safetensors=True, dtype=torch.float32, trust_remote_code=remote
     )
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
     tokenizer.padding_side = "right"
     model = RewardModel(
         backbone,
@@ -295,6 +301,7 @@ def load_reward_model(path: str | Path, device: str | torch.device = "cpu") -> R
         meta["pooling"],
         TokenizeConfig(**meta["tokenize"]),
         meta.get("reward_stats"),
+        trust_remote_code=remote,
     )
     if model.reward_head is not None:
         model.reward_head.load_state_dict(load_file(str(path / HEAD_FILE)))

@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,41 +167,55 @@ def _validate_and_keep(run: Run) -> None:
         )
 
 
+def _epoch_loader(run: Run) -> tuple[Iterator[list[Batch]], int]:
+    """This process's batches from the current position to the end of the epoch."""
+    cfg, state = run.params.train, run.state
+    plan = plan_epoch(
+        run.data.group_lengths, run.plan.global_batch, cfg.seed, state.epoch, cfg.length_grouping
+    )
+    steps = _StepBatches(run.data, plan, state.step_in_epoch, run.acc, cfg, run.pad_id)
+    # Own generator: a DataLoader otherwise draws its base seed from the global RNG, which a
+    # resumed run (new loader mid-epoch) would consume differently.
+    generator = torch.Generator().manual_seed(cfg.seed + state.epoch)
+    loader = DataLoader(steps, batch_size=None, num_workers=cfg.num_workers, generator=generator)
+    return iter(loader), len(plan)
+
+
+def _log_progress(run: Run, row: dict[str, float], quiet_bar: bool) -> None:
+    """Without a progress bar (logs, Prefect), a line every 5% of the run."""
+    every = max(1, run.plan.total_steps // 20)
+    if quiet_bar and run.acc.is_main_process and run.state.step % every == 0:
+        log.info(
+            "step %d/%d loss %.4f accuracy %.3f lr %.2e",
+            run.state.step,
+            run.plan.total_steps,
+            row["loss"],
+            row["accuracy"],
+            row["lr"],
+        )
+
+
 def _loop(run: Run) -> None:
     cfg, state, plan = run.params.train, run.state, run.plan
     bar = progress(run.acc, plan.total_steps, state.step)
-    loader_epoch, loader = -1, iter(())
+    loader: Iterator[list[Batch]] = iter(())
+    loader_epoch, epoch_steps = -1, 0
     while state.step < plan.total_steps:
         start = time.perf_counter()
         if loader_epoch != state.epoch:
-            epoch_plan = plan_epoch(
-                run.data.group_lengths,
-                plan.global_batch,
-                cfg.seed,
-                state.epoch,
-                cfg.length_grouping,
-            )
-            steps = _StepBatches(
-                run.data, epoch_plan, state.step_in_epoch, run.acc, cfg, run.pad_id
-            )
-            # Own generator: a DataLoader otherwise draws its base seed from the global RNG,
-            # which a resumed run (new loader mid-epoch) would consume differently.
-            generator = torch.Generator().manual_seed(cfg.seed + state.epoch)
-            loader = iter(
-                DataLoader(steps, batch_size=None, num_workers=cfg.num_workers, generator=generator)
-            )
-            loader_epoch = state.epoch
+            (loader, epoch_steps), loader_epoch = _epoch_loader(run), state.epoch
         row = train_step(run.model, run.optimizer, run.scheduler, run.acc, next(loader), run.params)
         state.train_seconds += time.perf_counter() - start
         state.history.append({"step": state.step + 1, "epoch": state.epoch, **row})
         state.step, state.step_in_epoch = state.step + 1, state.step_in_epoch + 1
         state.pairs += int(row["pairs"])
-        epoch_end = state.step_in_epoch >= len(epoch_plan)
+        epoch_end = state.step_in_epoch >= epoch_steps
         if epoch_end:
             state.epoch, state.step_in_epoch = state.epoch + 1, 0
         done = state.step >= plan.total_steps
         bar.update(1)
         bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}")
+        _log_progress(run, row, bar.disable)
         if done or _due(cfg.eval_every, state.step, epoch_end):
             _validate_and_keep(run)
         if not done and _due(cfg.save_every, state.step, epoch_end):

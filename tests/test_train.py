@@ -235,3 +235,35 @@ def test_bf16_training_on_cuda(tokenized: dict[str, Path], tmp_path: Path) -> No
     metrics = stages.train(params, layout)
     assert metrics["device"] == "cuda" and metrics["precision"] == "bf16"
     assert np.isfinite(pd.read_csv(layout.train_steps)["loss"]).all()
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accelerate import Accelerator
+
+    from rmcore.checkpoint import Checkpoints
+
+    acc = Accelerator(cpu=True)
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model, optimizer = acc.prepare(model, optimizer)
+    ckpts = Checkpoints(tmp_path, "key-a", acc)
+    ckpts.save(5, {"step": 5})
+    weights = model.weight.detach().clone()
+
+    def dies_halfway(directory: str, **kwargs: Any) -> None:
+        (Path(directory) / "model.safetensors").write_bytes(b"partial")
+        raise KeyboardInterrupt  # the process ends here, mid-save
+
+    monkeypatch.setattr(acc, "save_state", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        ckpts.save(10, {"step": 10})
+    monkeypatch.undo()
+    latest = ckpts.latest()
+    assert latest is not None and latest.name == "step-000005"
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    assert ckpts.load(latest)["step"] == 5
+    assert torch.equal(model.weight, weights)
+    assert Checkpoints(tmp_path, "key-b", acc).latest() is None  # other params: not resumed
