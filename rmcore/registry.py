@@ -286,16 +286,16 @@ def _log_dataset(dataset: DatasetRecord) -> None:
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
+    version = client.get_registered_model(name).aliases.get(alias)
+    return None if version is None else client.get_model_version(name, str(version))
 
 
 def champion_accuracy(
-    cfg: RegisterConfig, layout: Layout, champion: ModelVersion, data_hash: str
+    client: MlflowClient,
+    cfg: RegisterConfig,
+    layout: Layout,
+    champion: ModelVersion,
+    data_hash: str,
 ) -> tuple[float, str]:
     """The champion's pairwise accuracy on this test data: from its tags, else re-scored."""
     from rmcore.evaluate import accuracy_on_groups, raw_test_groups
@@ -326,7 +326,7 @@ def champion_accuracy(
             f"alias `{cfg.champion_alias}`, then run register again"
         ) from exc
     accuracy = accuracy_on_groups(groups, rewards)
-    MlflowClient().set_model_version_tag(cfg.model_name, champion.version, cached, repr(accuracy))
+    client.set_model_version_tag(cfg.model_name, champion.version, cached, repr(accuracy))
     return accuracy, "rescored"
 
 
@@ -344,7 +344,7 @@ def apply_gate(
     gate: dict[str, Any] = {"champion_before": None, "champion_accuracy": None, "how": None}
     promote = champion is None or champion.version == version.version
     if champion is not None and not promote:
-        champ_acc, how = champion_accuracy(cfg, layout, champion, data_hash)
+        champ_acc, how = champion_accuracy(client, cfg, layout, champion, data_hash)
         gate.update(champion_before=int(champion.version), champion_accuracy=champ_acc, how=how)
         promote = accuracy >= champ_acc
     if promote:
