@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
+from rmcore.config import EvalConfig
 from rmcore.metrics import (
     GroupScores,
     bucket_labels,
@@ -18,6 +19,8 @@ from rmcore.metrics import (
     normalize_rewards,
     ranked_pairs,
 )
+from rmcore.paths import Layout
+from tests.eval_project import build_project
 
 # Three groups, worked by hand:
 #   A k=2 ranks [0,1] rewards [2,1]         -> 1 pair, right
@@ -128,3 +131,47 @@ def test_normalize_rewards_uses_saved_stats_and_refuses_without() -> None:
 
 def test_metrics_are_json_serialisable() -> None:
     json.dumps(evaluation_metrics(HAND, [64]), allow_nan=True)
+
+
+# --- the evaluate stage on a tiny model -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Layout:
+    return build_project(tmp_path_factory.mktemp("eval"))
+
+
+@pytest.mark.slow
+def test_evaluate_cli_writes_metrics_and_plots(project: Layout) -> None:
+    from rmcore.__main__ import main
+
+    params = str(project.root / "params.yaml")
+    assert main(["evaluate", "--params", params, "--root", str(project.root)]) == 0
+    metrics = json.loads(project.eval_metrics.read_text())
+    assert metrics["n_groups"] == 24 and metrics["n_pairs"] > 24  # k ranges over 2..4
+    for key in ["pairwise_accuracy", "tie_rate", "best_vs_worst_accuracy", "kendall_tau"]:
+        assert 0 <= metrics[key] <= 1 or key == "kendall_tau"
+    assert set(metrics["per_source"]) == {"synthetic"}
+    assert list(metrics["length_buckets"]) == ["<=16", "17-32", "33-48", ">48"]
+    assert sum(b["n_pairs"] for b in metrics["length_buckets"].values()) == metrics["n_pairs"]
+    assert metrics["baselines"]["longer_wins"]["pairwise_accuracy"] is not None
+    assert len(metrics["identity"]["test_data_hash"]) == 64
+    for name in ["reward_distribution", "accuracy_by_length", "calibration"]:
+        assert (project.plots / "eval" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert (project.plots / "eval_calibration.csv").read_text().startswith("bin_lower,")
+    assert (project.plots / "eval_length_buckets.csv").read_text().startswith("bucket,")
+
+
+@pytest.mark.slow
+def test_metrics_do_not_depend_on_eval_batch_size(project: Layout) -> None:
+    from rmcore.evaluate import run_evaluation
+    from rmcore.run_record import numeric_leaves
+
+    results = []
+    for batch_size in (1, 5, 24):
+        run_evaluation(EvalConfig(batch_size=batch_size, length_buckets=[16, 32]), project)
+        results.append(dict(numeric_leaves(json.loads(project.eval_metrics.read_text()))))
+    for other in results[1:]:
+        assert other.keys() == results[0].keys()
+        for key, value in results[0].items():
+            assert other[key] == pytest.approx(value, abs=1e-6), key
