@@ -17,11 +17,10 @@ import os
 # Before mlflow is imported: no telemetry calls from offline machines.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import json
 import logging
 import signal
 import time
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,21 @@ from mlflow.exceptions import MlflowException
 from rmcore import fingerprint
 from rmcore.config import Params, RegisterConfig
 from rmcore.paths import Layout
-from rmcore.run_record import DatasetRecord, RunRecord, build_run_record
+from rmcore.run_record import (
+    TAG_DATA_HASH,
+    TAG_MODEL_HASH,
+    Candidate,
+    DatasetRecord,
+    RegistrationError,
+    RunRecord,
+    build_run_record,
+    read_candidate,
+)
 
 log = logging.getLogger(__name__)
 
 KILL_AT_ENV = "RMPIPE_KILL_AT"  # test hook: SIGKILL this process at the named step
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
-TAG_MODEL_HASH = "rmpipe.model_hash"
-TAG_DATA_HASH = "rmpipe.test_data_hash"
 TAG_ACCURACY = "rmpipe.pairwise_accuracy"
 TAG_VALIDATED = "rmpipe.validated"
 VERIFY_ATOL = 1e-4
@@ -54,10 +60,6 @@ INPUT_EXAMPLE = pd.DataFrame(
         "response": ["The capital of France is Paris.", "Hi!"],
     }
 )
-
-
-class RegistrationError(RuntimeError):
-    """The model could not be registered safely; the message says why and what to do."""
 
 
 def kill_point(step: str) -> None:
@@ -178,37 +180,7 @@ def log_reward_model(layout: Layout, expected: np.ndarray) -> str:
     return str(info.model_uri)
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """What is being registered: the model and test-data hashes and the held-out accuracy."""
-
-    model_hash: str
-    data_hash: str
-    accuracy: float
-
-    def search_filter(self, name: str) -> str:
-        return (
-            f"name = '{name}' and tags.`{TAG_MODEL_HASH}` = '{self.model_hash}' "
-            f"and tags.`{TAG_DATA_HASH}` = '{self.data_hash}'"
-        )
-
-
-def read_candidate(layout: Layout) -> Candidate:
-    """Hashes and accuracy from metrics/eval.json, checked against the model directory."""
-    if not layout.eval_metrics.is_file():
-        raise RegistrationError(f"{layout.eval_metrics} not found; run the evaluate stage first")
-    metrics = json.loads(layout.eval_metrics.read_text(encoding="utf-8"))
-    identity = metrics.get("identity", {})
-    model_hash = fingerprint.directory_hash(layout.model_dir)
-    if identity.get("model_hash") != model_hash:
-        raise RegistrationError(
-            f"{layout.eval_metrics} was computed for another model than {layout.model_dir}; "
-            "run the evaluate stage again"
-        )
-    return Candidate(model_hash, str(identity["test_data_hash"]), metrics["pairwise_accuracy"])
-
-
-def forget_unvalidated(client: MlflowClient, name: str, candidate: Candidate) -> None:
+def forget_unvalidated(client: MlflowClient, exp_id: str, name: str, candidate: Candidate) -> None:
     """Delete versions of this model and data left unvalidated by a killed registration,
     and mark runs of it that never finished as killed."""
     for version in client.search_model_versions(candidate.search_filter(name)):
@@ -216,7 +188,7 @@ def forget_unvalidated(client: MlflowClient, name: str, candidate: Candidate) ->
             log.warning("deleting unvalidated %s version %s", name, version.version)
             client.delete_model_version(name, version.version)
     runs = client.search_runs(
-        [experiment.experiment_id for experiment in client.search_experiments()],
+        [exp_id],
         filter_string=f"tags.`{TAG_MODEL_HASH}` = '{candidate.model_hash}' "
         "and attributes.status = 'RUNNING'",
     )
@@ -233,8 +205,8 @@ def validated_version(client: MlflowClient, name: str, candidate: Candidate) -> 
     return None
 
 
-def create_version(
-    client: MlflowClient, name: str, logged_uri: str, run_id: str, candidate: Candidate
+def create_validated_version(
+    client: MlflowClient, name: str, logged_uri: str, candidate: Candidate, expected: np.ndarray
 ) -> ModelVersion:
     """Register a new version, load it back from the registry, then tag it validated."""
     tags = {
@@ -243,10 +215,26 @@ def create_version(
         TAG_ACCURACY: repr(candidate.accuracy),
     }
     version = mlflow.register_model(logged_uri, name, tags=tags)
-    if version.run_id != run_id:
-        client.set_model_version_tag(name, version.version, "rmpipe.run_id", run_id)
     kill_point("version_created")
-    return version
+    verify_loads(f"models:/{name}/{version.version}", expected)
+    client.set_model_version_tag(name, version.version, TAG_VALIDATED, "true")
+    kill_point("version_validated")
+    return client.get_model_version(name, version.version)
+
+
+def log_and_register(
+    client: MlflowClient, exp_id: str, params: Params, layout: Layout, candidate: Candidate
+) -> ModelVersion:
+    """One MLflow run: the pipeline's record and the pyfunc model, then a validated version."""
+    expected = reference_rewards(layout.model_dir, INPUT_EXAMPLE)
+    hash_tags = {TAG_MODEL_HASH: candidate.model_hash, TAG_DATA_HASH: candidate.data_hash}
+    with mlflow.start_run(experiment_id=exp_id, tags=hash_tags) as run:
+        log_run_record(client, run.info.run_id, build_run_record(params, layout))
+        kill_point("run_logged")
+        logged_uri = log_reward_model(layout, expected)
+        kill_point("model_logged")
+        name = params.registry.model_name
+        return create_validated_version(client, name, logged_uri, candidate, expected)
 
 
 def log_run_record(client: MlflowClient, run_id: str, record: RunRecord) -> None:
@@ -275,12 +263,14 @@ def _log_dataset(dataset: DatasetRecord) -> None:
     frame = pd.read_parquet(dataset.path)
     from mlflow.data.pandas_dataset import from_pandas
 
-    data = from_pandas(
-        frame,
-        source=dataset.path.resolve().as_uri(),
-        name=f"normalized/{dataset.split}",
-        digest=dataset.dvc_md5.removesuffix(".dir") if dataset.dvc_md5 else None,
-    )
+    with warnings.catch_warnings():  # "" and file: both map to a local source; same thing
+        warnings.filterwarnings("ignore", message="The specified dataset source can be")
+        data = from_pandas(
+            frame,
+            source=dataset.path.resolve().as_uri(),
+            name=f"normalized/{dataset.split}",
+            digest=dataset.dvc_md5.removesuffix(".dir") if dataset.dvc_md5 else None,
+        )
     tags = {"dvc_md5": dataset.dvc_md5} if dataset.dvc_md5 else None
     mlflow.log_input(data, context=dataset.context, tags=tags)
 
@@ -380,21 +370,11 @@ def register_model(params: Params, layout: Layout) -> dict[str, Any]:
     candidate = read_candidate(layout)
     client = connect(cfg, layout)
     exp_id = experiment_id(client, cfg, layout)
-    forget_unvalidated(client, cfg.model_name, candidate)
+    forget_unvalidated(client, exp_id, cfg.model_name, candidate)
     version = validated_version(client, cfg.model_name, candidate)
     reused = version is not None
     if version is None:
-        expected = reference_rewards(layout.model_dir, INPUT_EXAMPLE)
-        hash_tags = {TAG_MODEL_HASH: candidate.model_hash, TAG_DATA_HASH: candidate.data_hash}
-        with mlflow.start_run(experiment_id=exp_id, tags=hash_tags) as run:
-            log_run_record(client, run.info.run_id, build_run_record(params, layout))
-            kill_point("run_logged")
-            logged_uri = log_reward_model(layout, expected)
-            kill_point("model_logged")
-            version = create_version(client, cfg.model_name, logged_uri, run.info.run_id, candidate)
-            verify_loads(f"models:/{cfg.model_name}/{version.version}", expected)
-            client.set_model_version_tag(cfg.model_name, version.version, TAG_VALIDATED, "true")
-            kill_point("version_validated")
+        version = log_and_register(client, exp_id, params, layout, candidate)
     else:
         log.info("%s version %s already holds this model and data", cfg.model_name, version.version)
     gate = apply_gate(client, cfg, layout, version, candidate.accuracy, candidate.data_hash)
@@ -404,7 +384,7 @@ def register_model(params: Params, layout: Layout) -> dict[str, Any]:
         "name": cfg.model_name,
         "version": int(version.version),
         "aliases": aliases,
-        "run_id": version.run_id or version.tags.get("rmpipe.run_id"),
+        "run_id": version.run_id,
         "model_uri": f"models:/{cfg.model_name}/{version.version}",
         "source": version.source,
         "reused_version": reused,

@@ -26,6 +26,42 @@ from rmcore.paths import Layout
 log = logging.getLogger(__name__)
 
 DATASET_CONTEXTS = {"train": "training", "validation": "validation", "test": "evaluation"}
+TAG_MODEL_HASH = "rmpipe.model_hash"
+TAG_DATA_HASH = "rmpipe.test_data_hash"
+
+
+class RegistrationError(RuntimeError):
+    """The model could not be registered safely; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What is being registered: the model and test-data hashes and the held-out accuracy."""
+
+    model_hash: str
+    data_hash: str
+    accuracy: float
+
+    def search_filter(self, name: str) -> str:
+        return (
+            f"name = '{name}' and tags.`{TAG_MODEL_HASH}` = '{self.model_hash}' "
+            f"and tags.`{TAG_DATA_HASH}` = '{self.data_hash}'"
+        )
+
+
+def read_candidate(layout: Layout) -> Candidate:
+    """Hashes and accuracy from metrics/eval.json, checked against the model directory."""
+    if not layout.eval_metrics.is_file():
+        raise RegistrationError(f"{layout.eval_metrics} not found; run the evaluate stage first")
+    metrics = json.loads(layout.eval_metrics.read_text(encoding="utf-8"))
+    identity = metrics.get("identity", {})
+    model_hash = fingerprint.directory_hash(layout.model_dir)
+    if identity.get("model_hash") != model_hash:
+        raise RegistrationError(
+            f"{layout.eval_metrics} was computed for another model than {layout.model_dir}; "
+            "run the evaluate stage again"
+        )
+    return Candidate(model_hash, str(identity["test_data_hash"]), metrics["pairwise_accuracy"])
 
 
 @dataclass(frozen=True)

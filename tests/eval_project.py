@@ -7,9 +7,12 @@ stages would have written.
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +101,28 @@ def _write_reports(layout: Layout, counts: dict[str, Any]) -> None:
         },
     }
     (layout.root / "dvc.lock").write_text(yaml.safe_dump(lock), encoding="utf-8")
+
+
+_TEMPLATE_DB: list[Path] = []
+
+
+def sqlite_store(directory: Path) -> str:
+    """A fresh, fully migrated MLflow SQLite store in `directory`.
+
+    Creating the schema runs MLflow's ~100 migrations (about 10 s here), so it is done once
+    per test session and the resulting file copied.
+    """
+    if not _TEMPLATE_DB:
+        from mlflow import MlflowClient
+
+        folder = Path(tempfile.mkdtemp(prefix="mlflow-template-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        template = folder / "mlflow.db"
+        MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+        _TEMPLATE_DB.append(template)
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_TEMPLATE_DB[0], directory / "mlflow.db")
+    return f"sqlite:///{directory / 'mlflow.db'}"
 
 
 def run_cli(root: Path, *args: str, env: dict[str, str], timeout: float = 120) -> Any:

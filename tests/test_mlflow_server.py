@@ -21,7 +21,7 @@ import requests
 from rmcore import stages
 from rmcore.config import load_params
 from rmcore.paths import Layout
-from tests.eval_project import REPO_ROOT, REWARD_STATS, build_project
+from tests.eval_project import REPO_ROOT, REWARD_STATS, build_project, sqlite_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -97,7 +97,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     cmd = [
         *(sys.executable, "-m", "mlflow", "server"),
-        *("--backend-store-uri", f"sqlite:///{root}/mlflow.db"),
+        *("--backend-store-uri", sqlite_store(root)),
         *("--artifacts-destination", str(root / "artifacts")),
         *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
     ]

@@ -7,10 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rmcore import fingerprint, stages
@@ -24,6 +25,7 @@ from tests.eval_project import (
     REWARD_STATS,
     build_project,
     run_cli,
+    sqlite_store,
     write_params,
 )
 
@@ -113,7 +115,7 @@ def _params(root: Path):
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.environ["RMPIPE_TEST_TOKEN"] = ENV_SECRET
-    yield f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
+    yield sqlite_store(tmp_path_factory.mktemp("store"))
     os.environ.pop("RMPIPE_TEST_TOKEN", None)
 
 
@@ -166,7 +168,6 @@ def test_register_logs_the_run_and_makes_a_champion(
 
 
 def _frame():
-    import pandas as pd
 
     return pd.DataFrame(
         {
@@ -224,11 +225,15 @@ def test_champion_evaluated_on_other_data_is_rescored(
 
 
 def test_killed_registration_leaves_no_half_registered_version(
-    tmp_path: Path, projects: tuple[Layout, Layout]
+    tmp_path: Path, projects: tuple[Layout, Layout], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A real `python -m rmcore register` SIGKILLed after creating the version, before
+    validating it; then crashes at the other steps (in-process); then a clean run."""
     from mlflow import MlflowClient
 
-    store = f"sqlite:///{tmp_path}/crash.db"
+    from rmcore import registry
+
+    store = sqlite_store(tmp_path)
     a, _ = projects
     write_params(a.root, {"register": {"tracking_uri": store}})
     client = MlflowClient(tracking_uri=store, registry_uri=store)
@@ -240,14 +245,30 @@ def test_killed_registration_leaves_no_half_registered_version(
     assert "rmpipe.validated" not in half.tags and not half.aliases
     assert not a.registration.exists()
 
-    killed = run_cli(a.root, "register", env=_env(RMPIPE_KILL_AT="version_validated"))
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    (whole,) = client.search_model_versions("name = 'reward-model'")
-    assert whole.version != half.version  # the half-registered one was deleted
-    assert whole.tags["rmpipe.validated"] == "true" and not whole.aliases
-    first_run = client.get_run(half.run_id)
-    assert first_run.info.status == "KILLED"
+    class Crash(BaseException):
+        pass
 
+    def crash_at(target: str) -> Callable[[str], None]:
+        def hook(step: str) -> None:
+            if step == target:
+                raise Crash(step)
+
+        return hook
+
+    monkeypatch.setattr(registry, "kill_point", crash_at("model_logged"))
+    with pytest.raises(Crash):
+        stages.register(_params(a.root), a)
+    assert client.get_run(half.run_id).info.status == "KILLED"  # marked by the second attempt
+    assert client.search_model_versions("name = 'reward-model'") == []  # half one deleted
+
+    monkeypatch.setattr(registry, "kill_point", crash_at("version_validated"))
+    with pytest.raises(Crash):
+        stages.register(_params(a.root), a)
+    (whole,) = client.search_model_versions("name = 'reward-model'")
+    assert whole.tags["rmpipe.validated"] == "true" and not whole.aliases
+
+    monkeypatch.setattr(registry, "kill_point", crash_at("none"))
     summary = stages.register(_params(a.root), a)  # finishes: same version, alias last
     assert summary["version"] == int(whole.version) and summary["aliases"] == ["champion"]
+    assert summary["reused_version"] is True
     assert len(client.search_model_versions("name = 'reward-model'")) == 1
