@@ -73,12 +73,13 @@ def build_project(root: Path, model_seed: int = 0, n_test: int = 24) -> Layout:
     table = pq.read_table(layout.split_file("test"))
     dataset, counts = tokenize_table(table, model.tokenizer, cfg)
     save_tokenized(dataset, layout, "test")
-    _write_reports(layout, counts)
+    write_reports(layout, counts)
     return layout
 
 
-def _write_reports(layout: Layout, counts: dict[str, Any]) -> None:
+def write_reports(layout: Layout, counts: dict[str, Any]) -> None:
     """What ingest, tokenize and train leave behind, for the MLflow run to pick up."""
+    layout.normalized.mkdir(parents=True, exist_ok=True)
     layout.ingest_report.write_text(json.dumps({"kept": 40, "quarantined": 0}), encoding="utf-8")
     layout.tokenize_report.parent.mkdir(parents=True, exist_ok=True)
     layout.tokenize_report.write_text(json.dumps(counts), encoding="utf-8")

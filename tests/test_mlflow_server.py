@@ -203,6 +203,12 @@ def test_score_cli_scores_a_file_with_the_champion(
     scored = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["prompt"] for r in scored] == [r["prompt"] for r in ROWS]
     np.testing.assert_allclose([r["reward"] for r in scored], _expected(layout), atol=1e-5)
+    normalised = tmp_path / "norm.jsonl"
+    args[4] = str(normalised)
+    assert main([*args, "--normalize", "--params", str(layout.root / "params.yaml")]) == 0
+    got = [json.loads(line)["reward_normalized"] for line in normalised.read_text().splitlines()]
+    expected_norm = (_expected(layout) - REWARD_STATS["mean"]) / REWARD_STATS["std"]
+    np.testing.assert_allclose(got, expected_norm, atol=1e-5)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x"}\n', encoding="utf-8")
     assert main(["score", "--input", str(bad), "--output", str(out)]) == 2

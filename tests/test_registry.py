@@ -66,6 +66,27 @@ def test_flatten_and_dvc_md5() -> None:
     assert fingerprint.dvc_out_md5(None, "ingest", "data/normalized") is None
 
 
+def test_run_record_has_git_commit_curves_and_lineage(tmp_path: Path) -> None:
+    from rmcore.run_record import build_run_record
+    from tests.eval_project import write_reports
+
+    layout = Layout(tmp_path)
+    params = write_params(tmp_path)
+    write_reports(layout, {"groups": 1})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "params.yaml"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    record = build_run_record(params, layout)
+    assert record.tags["git_commit"] == head.strip() and record.tags["git_dirty"] == "false"
+    assert record.tags["dvc.data_normalized.md5"] == DVC_MD5
+    assert ("train/accuracy", 0.6, 2) in record.metrics  # text column `phase` skipped
+    assert not any(name.startswith("train/phase") for name, _, _ in record.metrics)
+    assert CONFIG_SECRET not in record.texts["dvc.lock"]
+    assert str(layout.split_file("test")) in record.missing  # no data written here
+
+
 def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rmcore.registry import resolve_tracking_uri
 
