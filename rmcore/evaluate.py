@@ -133,7 +133,7 @@ def raw_test_groups(layout: Layout) -> tuple[list[dict[str, Any]], str]:
     from rmcore.tokenize import load_tokenized
 
     tokenized = load_tokenized(layout, SPLIT).select_columns(["group_id"])
-    ids = tokenized["group_id"]
+    ids = [str(g) for g in tokenized["group_id"]]
     columns = ["group_id", "prompt", "completions", "ranks"]
     rows = {
         r["group_id"]: r

@@ -260,9 +260,9 @@ def log_run_record(client: MlflowClient, run_id: str, record: RunRecord) -> None
 
 
 def _log_dataset(dataset: DatasetRecord) -> None:
-    frame = pd.read_parquet(dataset.path)
     from mlflow.data.pandas_dataset import from_pandas
 
+    frame = pd.read_parquet(dataset.path)
     with warnings.catch_warnings():  # "" and file: both map to a local source; same thing
         warnings.filterwarnings("ignore", message="The specified dataset source can be")
         data = from_pandas(
@@ -359,7 +359,13 @@ def score_rows(
 ) -> np.ndarray:
     """Rewards of (prompt, response) rows from a registered or logged pyfunc model."""
     connect(cfg, layout)
-    model = mlflow.pyfunc.load_model(model_uri)
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except MlflowException as exc:
+        raise ValueError(
+            f"cannot load {model_uri}: {exc.message}; run the register stage first or pass "
+            "--model-uri (and check $MLFLOW_TRACKING_URI / register.tracking_uri)"
+        ) from exc
     params = {"normalize": normalize, "batch_size": batch_size}
     return np.asarray(model.predict(frame, params=params), dtype=np.float64)
 

@@ -61,7 +61,13 @@ def read_candidate(layout: Layout) -> Candidate:
             f"{layout.eval_metrics} was computed for another model than {layout.model_dir}; "
             "run the evaluate stage again"
         )
-    return Candidate(model_hash, str(identity["test_data_hash"]), metrics["pairwise_accuracy"])
+    accuracy = metrics.get("pairwise_accuracy")
+    if not isinstance(accuracy, int | float):
+        raise RegistrationError(
+            f"{layout.eval_metrics} has no pairwise_accuracy (no test pairs?); "
+            "check the test split and run evaluate again"
+        )
+    return Candidate(model_hash, str(identity["test_data_hash"]), float(accuracy))
 
 
 @dataclass(frozen=True)

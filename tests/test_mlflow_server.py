@@ -212,3 +212,5 @@ def test_score_cli_scores_a_file_with_the_champion(
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x"}\n', encoding="utf-8")
     assert main(["score", "--input", str(bad), "--output", str(out)]) == 2
+    missing = ["--model-uri", "models:/reward-model@nonexistent"]
+    assert main([*args, *missing, "--params", str(layout.root / "params.yaml")]) == 2
