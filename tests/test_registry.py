@@ -10,9 +10,11 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from rmcore import fingerprint, stages
 from rmcore.config import RegisterConfig
@@ -155,14 +157,13 @@ def _accuracy(layout: Layout) -> float:
 def test_register_logs_the_run_and_makes_a_champion(
     projects: tuple[Layout, Layout], store: str
 ) -> None:
-    import mlflow
     from rmcore.model import load_reward_model, score_texts
 
     a, _ = projects
     summary = stages.register(_params(a.root), a)
     assert summary["version"] == 1 and summary["aliases"] == ["champion"]
     assert json.loads(a.registration.read_text())["model_uri"] == "models:/reward-model/1"
-    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     run = client.get_run(summary["run_id"])
     assert run.data.params["eval.batch_size"] == "4"
     assert run.data.params["data.sources.0.options.api_token"] == "***"
@@ -201,12 +202,10 @@ def _frame():
 def test_same_model_and_data_is_not_registered_twice(
     projects: tuple[Layout, Layout], store: str
 ) -> None:
-    import mlflow
-
     a, _ = projects
     summary = stages.register(_params(a.root), a)
     assert summary["version"] == 1 and summary["reused_version"] is True
-    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     assert len(client.search_model_versions("name = 'reward-model'")) == 1
 
 
@@ -230,8 +229,6 @@ def test_gate_moves_champion_only_to_an_equal_or_better_model(
 def test_champion_evaluated_on_other_data_is_rescored(
     projects: tuple[Layout, Layout], store: str
 ) -> None:
-    from mlflow import MlflowClient
-
     from rmcore.registry import TAG_DATA_HASH, champion_accuracy
 
     a, _ = projects
@@ -250,8 +247,6 @@ def test_killed_registration_leaves_no_half_registered_version(
 ) -> None:
     """A real `python -m rmcore register` SIGKILLed after creating the version, before
     validating it; then crashes at the other steps (in-process); then a clean run."""
-    from mlflow import MlflowClient
-
     from rmcore import registry
 
     store = sqlite_store(tmp_path)
