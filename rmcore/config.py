@@ -14,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from rmcore.data.options import FORMATS, parse_options
+
 DEFAULT_PARAMS = Path("params.yaml")
 
 
@@ -29,18 +31,27 @@ class SourceConfig(_Section):
     """One input dataset: a local file/glob (`path`) or a hub dataset (`hf`)."""
 
     path: str | None = Field(None, description="Local file or glob (jsonl/json/csv/parquet, .gz).")
-    hf: str | None = Field(None, description="Hugging Face Hub dataset name.")
+    hf: str | None = Field(
+        None, description="Hugging Face Hub dataset name, or a local dataset directory."
+    )
     hf_split: str = Field("train", description="Split to read from a hub dataset.")
     hf_config: str | None = Field(None, description="Hub dataset configuration name.")
-    format: str = Field(..., description="Adapter name, e.g. hh_rlhf, pairwise, oasst, mapping.")
+    format: str = Field(..., description=f"Adapter: one of {', '.join(FORMATS)}.")
     name: str | None = Field(None, description="Source label in reports (default: path or hf).")
-    options: dict[str, Any] = Field(default_factory=dict, description="Adapter options.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Adapter options (see rmcore/data/options.py)."
+    )
 
     @model_validator(mode="after")
     def _one_location(self) -> SourceConfig:
         if (self.path is None) == (self.hf is None):
             raise ValueError("give exactly one of `path` (local file/glob) or `hf` (hub dataset)")
+        parse_options(self.format, self.options)  # unknown option or format -> names the key
         return self
+
+    def parsed_options(self) -> BaseModel:
+        """The options validated against the format's options model."""
+        return parse_options(self.format, self.options)
 
     @property
     def label(self) -> str:
@@ -69,10 +80,22 @@ class DataConfig(_Section):
         description="keep: tied completions stay (no pair between them); drop: keep one of each "
         "tied set; quarantine: groups with any tie are quarantined.",
     )
-    strict: bool = Field(False, description="Stop at the first malformed record.")
+    strict: bool = Field(
+        False,
+        description="Stop at the first malformed record (bad JSON, type, field, score) with "
+        "its file, line and field, instead of quarantining it.",
+    )
     max_chars: int = Field(
         200_000, gt=0, description="Texts longer than this many characters are quarantined."
     )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DataConfig:
+        labels = [source.label for source in self.sources]
+        doubles = sorted({label for label in labels if labels.count(label) > 1})
+        if doubles:
+            raise ValueError(f"source names must be unique; give `name` to: {', '.join(doubles)}")
+        return self
 
 
 class TokenizeConfig(_Section):

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from rmcore import fingerprint, plots
 from rmcore.config import EvalConfig
@@ -134,11 +133,10 @@ def raw_test_groups(layout: Layout) -> tuple[list[dict[str, Any]], str]:
 
     tokenized = load_tokenized(layout, SPLIT).select_columns(["group_id"])
     ids = [str(g) for g in tokenized["group_id"]]
+    from rmcore.data.io import read_split
+
     columns = ["group_id", "prompt", "completions", "ranks"]
-    rows = {
-        r["group_id"]: r
-        for r in pq.read_table(layout.split_file(SPLIT), columns=columns).to_pylist()
-    }
+    rows = {r["group_id"]: r for r in read_split(layout, SPLIT).select(columns).to_pylist()}
     missing = [g for g in ids if g not in rows]
     if missing:
         raise ValueError(

@@ -18,7 +18,9 @@ Summary = dict[str, Any]
 
 def ingest(params: Params, layout: Layout) -> Summary:
     """Read every source, normalise to ranked groups, split by prompt, write Parquet + report."""
-    raise NotImplementedError("ingest stage")
+    from rmcore.data.ingest import run_ingest
+
+    return run_ingest(params.data, layout)
 
 
 def tokenize(params: Params, layout: Layout) -> Summary:

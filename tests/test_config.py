@@ -8,7 +8,7 @@ import yaml
 from rmcore.config import ConfigError, load_params, parse_params
 from tests.conftest import REPO_ROOT
 
-MINIMAL = {"data": {"sources": [{"path": "x.jsonl", "format": "pairwise"}]}}
+MINIMAL = {"data": {"sources": [{"path": "x.jsonl", "format": "hh_rlhf"}]}}
 
 
 def test_repo_params_load() -> None:

@@ -49,10 +49,7 @@ class RankedGroup:
     def n_pairs(self) -> int:
         """Ordered pairs of completions with different ranks."""
         return sum(
-            1
-            for i in range(self.k)
-            for j in range(i + 1, self.k)
-            if self.ranks[i] != self.ranks[j]
+            1 for i in range(self.k) for j in range(i + 1, self.k) if self.ranks[i] != self.ranks[j]
         )
 
     def to_row(self) -> dict[str, Any]:

@@ -1,0 +1,159 @@
+"""Field access and conversions shared by the source adapters.
+
+Every helper raises `RecordError` with the quarantine reason and the field it concerns, so an
+adapter reads like a description of its format.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rmcore.data.records import Candidate, RecordError
+
+Record = Mapping[str, Any]
+
+ROLES = {
+    "user": "user",
+    "human": "user",
+    "prompter": "user",
+    "assistant": "assistant",
+    "gpt": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
+    "system": "system",
+}
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A source format: how to convert one record, and which top-level columns it needs."""
+
+    convert: Callable[[Record, Any], list[Candidate]]
+    columns: Callable[[Any], list[str]]
+    merges: Callable[[Any], bool] = lambda options: False
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def get(record: Record, field: str) -> Any:
+    """A field by name; `a.b` reaches into nested objects. Missing -> missing_field."""
+    value: Any = record
+    for part in field.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            raise RecordError("missing_field", field, "the record has no such field")
+        value = value[part]
+    return value
+
+
+def text(record: Record, field: str, *, optional: bool = False) -> str:
+    """A string field (null or absent is "" when optional)."""
+    try:
+        value = get(record, field)
+    except RecordError:
+        if optional:
+            return ""
+        raise
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str):
+        raise RecordError(
+            "wrong_type", field, f"expected a string, got {_type_name(value)} ({value!r:.60})"
+        )
+    return value
+
+
+def as_list(value: Any, field: str) -> list[Any]:
+    """A list value; a string holding a JSON list (as in CSV cells) is decoded."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise RecordError("wrong_type", field, f"not a JSON list: {exc.msg}") from None
+    if not isinstance(value, (list, tuple)):
+        raise RecordError("wrong_type", field, f"expected a list, got {_type_name(value)}")
+    return list(value)
+
+
+def strings(value: Any, field: str) -> list[str]:
+    items = as_list(value, field)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise RecordError(
+                "wrong_type", f"{field}[{i}]", f"expected a string, got {_type_name(item)}"
+            )
+    return items
+
+
+def number(value: Any, field: str, reason: str = "invalid_score") -> float:
+    """A finite number; numeric strings (CSV) are accepted, booleans are not."""
+    if isinstance(value, bool) or value is None:
+        raise RecordError("wrong_type", field, f"expected a number, got {_type_name(value)}")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise RecordError(
+                "wrong_type", field, f"expected a number, got {value!r:.40}"
+            ) from None
+    if not isinstance(value, (int, float)):
+        raise RecordError("wrong_type", field, f"expected a number, got {_type_name(value)}")
+    if not math.isfinite(value):
+        raise RecordError(reason, field, f"got {value}")
+    return float(value)
+
+
+def integer(value: Any, field: str) -> int:
+    result = number(value, field, reason="invalid_value")
+    if result != int(result):
+        raise RecordError("invalid_value", field, f"expected a whole number, got {result}")
+    return int(result)
+
+
+def messages(value: Any, field: str) -> list[dict[str, str]]:
+    """A list of {role, content} messages with known roles (human/prompter -> user, ...)."""
+    result = []
+    for i, item in enumerate(as_list(value, field)):
+        where = f"{field}[{i}]"
+        if not isinstance(item, Mapping):
+            raise RecordError(
+                "wrong_type", where, f"expected a message object, got {_type_name(item)}"
+            )
+        role = text(item, "role")
+        content = text(item, "content")
+        if role.lower() not in ROLES:
+            raise RecordError("invalid_value", f"{where}.role", f"unknown role {role!r}")
+        result.append({"role": ROLES[role.lower()], "content": content})
+    return result
+
+
+def user_prompt(content: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": content}]
+
+
+def dense_ranks(keys: Sequence[float]) -> list[int]:
+    """0 for the smallest key, equal keys share a rank, no gaps: [3, 1, 3] -> [1, 0, 1]."""
+    order = {value: rank for rank, value in enumerate(sorted(set(keys)))}
+    return [order[value] for value in keys]
+
+
+def ranks_from_scores(scores: Sequence[float], higher_is_better: bool = True) -> list[int]:
+    return dense_ranks([-s if higher_is_better else s for s in scores])
+
+
+def columns_of(*fields: str | Sequence[str] | None) -> list[str]:
+    """Top-level column names used by the given field names (for table header checks)."""
+    names: list[str] = []
+    for item in fields:
+        if item is None:
+            continue
+        for name in [item] if isinstance(item, str) else item:
+            top = name.split(".")[0]
+            if top not in names:
+                names.append(top)
+    return names

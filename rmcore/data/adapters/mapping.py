@@ -1,0 +1,149 @@
+"""A generic column mapping: name the prompt, response and label/rank/score fields in params.
+
+Prompt: one field, several fields joined (empty ones skipped), or a messages field.
+Responses: several fields, or one field holding a list.
+Preference, one of:
+- `label`: for two responses, a label field whose values mean first better / second better /
+  tie (`label_first`, `label_second`, `label_tie`); several label fields are votes of several
+  annotators, decided by the outcome with the most votes (a draw for most votes: `no_majority`);
+- `ranks`: 0 = best, equal ranks tie;
+- `scores`: higher is better unless `higher_is_better: false`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rmcore.data.adapters.common import (
+    Adapter,
+    Record,
+    as_list,
+    columns_of,
+    dense_ranks,
+    get,
+    integer,
+    messages,
+    number,
+    ranks_from_scores,
+    strings,
+    text,
+    user_prompt,
+)
+from rmcore.data.options import MappingOptions
+from rmcore.data.records import Candidate, RecordError
+
+OUTCOME_RANKS = {"first": [0, 1], "second": [1, 0], "tie": [0, 0]}
+
+
+def _prompt(record: Record, o: MappingOptions) -> list[dict[str, str]]:
+    if o.messages is not None:
+        return messages(get(record, o.messages), o.messages)
+    assert o.prompt is not None  # the options model requires prompt or messages
+    fields = [o.prompt] if isinstance(o.prompt, str) else o.prompt
+    parts = []
+    for field in fields:
+        value = get(record, field)
+        if value is None and len(fields) > 1:
+            continue  # an absent part of a composed prompt, e.g. an empty `input`
+        parts.append(text(record, field))
+    return user_prompt(o.prompt_join.join(p for p in parts if p.strip()))
+
+
+def _list_or_fields(record: Record, spec: str | list[str]) -> tuple[list[Any], list[str]]:
+    """Values of one list field, or of one field per response; with each value's field name."""
+    if isinstance(spec, str):
+        values = as_list(get(record, spec), spec)
+        return values, [f"{spec}[{i}]" for i in range(len(values))]
+    return [get(record, field) for field in spec], list(spec)
+
+
+def _responses(record: Record, o: MappingOptions) -> list[str]:
+    if isinstance(o.responses, str):
+        return strings(get(record, o.responses), o.responses)
+    return [text(record, field) for field in o.responses]
+
+
+def _label_key(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().lower()
+
+
+def _outcome(value: Any, field: str, o: MappingOptions) -> str:
+    key = _label_key(value)
+    for outcome, accepted in (
+        ("first", o.label_first),
+        ("second", o.label_second),
+        ("tie", o.label_tie),
+    ):
+        if key in {_label_key(v) for v in accepted}:
+            return outcome
+    allowed = [*o.label_first, *o.label_second, *o.label_tie]
+    raise RecordError("invalid_value", field, f"label {value!r:.40} is not one of {allowed}")
+
+
+def _vote(record: Record, o: MappingOptions, notes: Counter[str]) -> str:
+    """The outcome of one label field, or the most-voted outcome of several."""
+    assert o.label is not None
+    fields = [o.label] if isinstance(o.label, str) else o.label
+    votes: Counter[str] = Counter()
+    for field in fields:
+        value = get(record, field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue  # an annotator who did not vote
+        votes[_outcome(value, field, o)] += 1
+    if not votes:
+        raise RecordError("missing_field", fields[0], "no label value given")
+    (best, top), *rest = votes.most_common()
+    if len(fields) > 1 and len(votes) > 1:
+        notes["votes_disagree"] += 1
+    if rest and rest[0][1] == top:
+        if o.no_majority == "quarantine":
+            raise RecordError("no_majority", fields[0], f"votes {dict(votes)}")
+        notes["no_majority_as_tie"] += 1
+        return "tie"
+    return best
+
+
+def _ranks(
+    record: Record, o: MappingOptions, k: int, notes: Counter[str]
+) -> tuple[list[int], list[float] | None]:
+    if o.label is not None:
+        if k != 2:
+            raise RecordError(
+                "invalid_value", str(o.responses), f"a label needs 2 responses, got {k}"
+            )
+        return list(OUTCOME_RANKS[_vote(record, o, notes)]), None
+    spec = o.ranks if o.ranks is not None else o.scores
+    assert spec is not None
+    values, names = _list_or_fields(record, spec)
+    if len(values) != k:
+        raise RecordError(
+            "invalid_value",
+            names[0] if names else str(spec),
+            f"{len(values)} values for {k} responses",
+        )
+    if o.ranks is not None:
+        ranks = [integer(v, n) for v, n in zip(values, names, strict=True)]
+        for rank, name in zip(ranks, names, strict=True):
+            if rank < 0:
+                raise RecordError("invalid_value", name, f"rank {rank} < 0 (0 = best)")
+        return dense_ranks(ranks), None
+    scores = [number(v, n) for v, n in zip(values, names, strict=True)]
+    return ranks_from_scores(scores, o.higher_is_better), scores
+
+
+def convert_mapping(record: Record, options: MappingOptions) -> list[Candidate]:
+    prompt = _prompt(record, options)
+    completions = _responses(record, options)
+    notes: Counter[str] = Counter()
+    ranks, scores = _ranks(record, options, len(completions), notes)
+    return [Candidate(prompt, completions, ranks, scores, notes=notes)]
+
+
+def _columns(o: MappingOptions) -> list[str]:
+    return columns_of(o.prompt, o.messages, o.responses, o.label, o.ranks, o.scores)
+
+
+MAPPING = Adapter(convert=convert_mapping, columns=_columns, merges=lambda o: o.merge_pairs)

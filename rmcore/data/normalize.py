@@ -1,0 +1,154 @@
+"""Ranking normalisation of candidate groups: text clean-up, ties, duplicates.
+
+`clean` works on one group as the source gave it: whitespace normalised, over-long texts
+quarantined, empty and duplicate completions removed (identical completions with different
+ranks quarantine the group), ranks renumbered 0..n without gaps. `finalize` applies the tie
+policy after optional pair merging. `Deduplicator` quarantines a group seen before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from typing import Literal
+
+from rmcore.data.records import Candidate, Rejection
+
+TiePolicy = Literal["keep", "drop", "quarantine"]
+
+_INNER_SPACES = re.compile(r"(?<=\S)[ \t]{2,}(?=\S)")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def normalize_text(text: str) -> str:
+    """Unix newlines, no trailing spaces, single inner spaces, at most one blank line, stripped.
+
+    Leading indentation is kept (code blocks stay readable).
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "\n".join(_INNER_SPACES.sub(" ", line.rstrip()) for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def renumber(ranks: list[int]) -> list[int]:
+    """Dense ranks keeping the order: [0, 2, 2, 5] -> [0, 1, 1, 2]."""
+    order = {value: rank for rank, value in enumerate(sorted(set(ranks)))}
+    return [order[r] for r in ranks]
+
+
+def _too_long(candidate: Candidate, max_chars: int) -> Rejection | None:
+    texts = [(f"prompt[{i}].content", m["content"]) for i, m in enumerate(candidate.prompt)]
+    texts += [(f"completions[{i}]", c) for i, c in enumerate(candidate.completions)]
+    for field, text in texts:
+        if len(text) > max_chars:
+            return Rejection(
+                "text_too_long", field, f"{len(text):,} characters > data.max_chars {max_chars:,}"
+            )
+    return None
+
+
+def _why_too_few(candidate: Candidate, given: int) -> Rejection:
+    """The reason of a group left with k < 2: one completion given, or why others went."""
+    if given < 2 or not candidate.removed:
+        return Rejection("single_completion", "completions", f"{given} completion(s) given")
+    reason, count = candidate.removed.most_common(1)[0]
+    return Rejection(
+        reason, "completions", f"{count} of {given} completions removed ({reason}), < 2 left"
+    )
+
+
+def clean(candidate: Candidate, max_chars: int) -> Candidate | Rejection:
+    """Normalise one group's texts and ranks; a Rejection says why it cannot be kept."""
+    if candidate.rejection is not None:
+        return candidate.rejection
+    too_long = _too_long(candidate, max_chars)
+    if too_long is not None:
+        return too_long
+    prompt = []
+    for message in candidate.prompt:
+        content = normalize_text(message["content"])
+        if content:
+            prompt.append({"role": message["role"], "content": content})
+        else:
+            candidate.notes["empty_prompt_message_removed"] += 1
+    if not prompt:
+        return Rejection("empty_prompt", "prompt", "no text in the prompt")
+    removed = Counter(candidate.removed)
+    completions: list[str] = []
+    ranks: list[int] = []
+    origin: list[int] = []  # index in the source of each kept completion
+    scores: list[float] | None = [] if candidate.scores is not None else None
+    for i, raw in enumerate(candidate.completions):
+        text = normalize_text(raw)
+        rank = candidate.ranks[i]
+        if not text:
+            removed["empty_completion"] += 1
+            continue
+        if text in completions:
+            first = completions.index(text)
+            if ranks[first] != rank:
+                return Rejection(
+                    "conflicting_duplicate",
+                    f"completions[{i}]",
+                    f"identical to completions[{origin[first]}] but ranked differently",
+                )
+            removed["duplicate_completion"] += 1
+            continue
+        completions.append(text)
+        ranks.append(rank)
+        origin.append(i)
+        if scores is not None and candidate.scores is not None:
+            scores.append(candidate.scores[i])
+    cleaned = Candidate(
+        prompt, completions, renumber(ranks), scores, candidate.refs, removed, candidate.notes
+    )
+    cleaned.location = candidate.location
+    if len(completions) < 2:
+        return _why_too_few(cleaned, len(candidate.completions) + candidate.removed.total())
+    return cleaned
+
+
+def finalize(candidate: Candidate, tie_policy: TiePolicy) -> Candidate | Rejection:
+    """Apply the tie policy; a group whose completions all tie is always quarantined."""
+    if len(set(candidate.ranks)) < 2:
+        return Rejection("all_tied", "ranks", f"all {len(candidate.ranks)} completions tie")
+    tied = len(candidate.ranks) - len(set(candidate.ranks))
+    if tied and tie_policy == "quarantine":
+        return Rejection("tie", "ranks", f"ranks {candidate.ranks} contain ties")
+    if tied and tie_policy == "drop":
+        keep = [i for i, r in enumerate(candidate.ranks) if r not in candidate.ranks[:i]]
+        candidate.removed["tie_dropped"] += tied
+        candidate.completions = [candidate.completions[i] for i in keep]
+        candidate.ranks = renumber([candidate.ranks[i] for i in keep])
+        if candidate.scores is not None:
+            candidate.scores = [candidate.scores[i] for i in keep]
+    return candidate
+
+
+def prompt_text(prompt: list[dict[str, str]]) -> str:
+    """A canonical string of a prompt (roles and contents)."""
+    return json.dumps([[m["role"], m["content"]] for m in prompt], ensure_ascii=False)
+
+
+def group_key(candidate: Candidate) -> str:
+    """Same prompt, same completions with the same ranks (in any order) -> same key."""
+    pairs = sorted(zip(candidate.completions, candidate.ranks, strict=True))
+    payload = json.dumps([prompt_text(candidate.prompt), pairs], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class Deduplicator:
+    """Quarantines a group whose prompt, completions and ranks were seen before."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def check(self, candidate: Candidate) -> Rejection | None:
+        key = group_key(candidate)
+        first = candidate.refs[0].where() if candidate.refs else "?"
+        if key in self._seen:
+            return Rejection("duplicate_group", None, f"same group as {self._seen[key]}")
+        self._seen[key] = first
+        return None

@@ -1,0 +1,176 @@
+"""Accounting of every input record: the ingest report and the quarantine file.
+
+A record is *kept* when it contributes to at least one kept group (for merged pairs, each
+input record counts for itself). Otherwise it is *quarantined*, with the reason of the first of
+its groups that was rejected, or of the parse/convert failure. kept + quarantined = read.
+
+quarantine.jsonl holds one `unit: record` entry per quarantined record, and one `unit: group`
+entry per rejected group whose records are otherwise kept (e.g. an OpenAssistant sibling set
+with one reply, in a tree whose other sets are kept).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rmcore.data.records import Candidate, RecordRef, Rejection, fix_for
+
+MAX_SHOWN_CHARS = 2000
+
+
+def shorten(value: Any) -> Any:
+    """The value with every long string cut (quarantine entries stay readable)."""
+    if isinstance(value, str) and len(value) > MAX_SHOWN_CHARS:
+        return value[:MAX_SHOWN_CHARS] + f"... [{len(value) - MAX_SHOWN_CHARS:,} more characters]"
+    if isinstance(value, dict):
+        return {str(k): shorten(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [shorten(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return str(value)
+    return value if isinstance(value, (int, float, bool, type(None))) else str(value)
+
+
+def _group_data(candidate: Candidate) -> dict[str, Any]:
+    data: dict[str, Any] = {"location": candidate.location} if candidate.location else {}
+    data.update(prompt=candidate.prompt, completions=candidate.completions, ranks=candidate.ranks)
+    return data
+
+
+@dataclass
+class Ledger:
+    """What happened to every record and group of one source."""
+
+    name: str
+    format: str
+    files: list[str] = field(default_factory=list)
+    read: int = 0
+    order: dict[RecordRef, int] = field(default_factory=dict)
+    rejected: list[tuple[RecordRef, Rejection, Any]] = field(default_factory=list)
+    groups: list[tuple[Candidate, Rejection | None]] = field(default_factory=list)
+
+    def record_read(self, ref: RecordRef) -> None:
+        self.order[ref] = self.read
+        self.read += 1
+        if ref.file not in self.files:
+            self.files.append(ref.file)
+
+    def reject_record(self, ref: RecordRef, rejection: Rejection, data: Any) -> None:
+        self.rejected.append((ref, rejection, data))
+
+    def group(self, candidate: Candidate, rejection: Rejection | None) -> None:
+        self.groups.append((candidate, rejection))
+
+    def kept_refs(self) -> set[RecordRef]:
+        return {ref for cand, rej in self.groups if rej is None for ref in cand.refs}
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Quarantine entries in input order: one per quarantined record, plus group entries."""
+        kept = self.kept_refs()
+        by_ref: dict[RecordRef, dict[str, Any]] = {}
+        for ref, failure, data in self.rejected:
+            by_ref[ref] = self._entry("record", [ref], failure, data)
+        group_entries = []
+        for cand, rej in self.groups:
+            if rej is None:
+                continue
+            lost = [r for r in cand.refs if r not in kept]
+            for ref in lost:
+                if ref in by_ref:
+                    by_ref[ref].setdefault("other_reasons", []).append(rej.reason)
+                else:
+                    by_ref[ref] = self._entry("record", [ref], rej, _group_data(cand))
+            if len(lost) < len(cand.refs):
+                group_entries.append(self._entry("group", cand.refs, rej, _group_data(cand)))
+        entries = list(by_ref.values()) + group_entries
+        entries.sort(key=lambda e: (e["_order"], e["unit"] == "group"))
+        for entry in entries:
+            del entry["_order"]
+        return entries
+
+    def _entry(
+        self, unit: str, refs: list[RecordRef], rejection: Rejection, data: Any
+    ) -> dict[str, Any]:
+        first = refs[0]
+        entry: dict[str, Any] = {
+            "_order": self.order.get(first, -1),
+            "source": self.name,
+            "unit": unit,
+            **first.to_json(),
+            "reason": rejection.reason,
+            "field": rejection.field,
+            "detail": rejection.detail,
+            "fix": fix_for(rejection.reason),
+        }
+        if len(refs) > 1:
+            entry["records"] = [r.to_json() for r in refs]
+        entry["data"] = shorten(data)
+        return entry
+
+    def summary(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """The report section of this source; checks kept + quarantined = read."""
+        kept_groups = [cand for cand, rej in self.groups if rej is None]
+        record_reasons = Counter(e["reason"] for e in entries if e["unit"] == "record")
+        quarantined = sum(record_reasons.values())
+        kept = len(self.kept_refs())
+        if kept + quarantined != self.read:
+            raise RuntimeError(
+                f"record accounting of {self.name} is off: kept {kept} + quarantined "
+                f"{quarantined} != read {self.read}"
+            )
+        removed: Counter[str] = Counter()
+        notes: Counter[str] = Counter()
+        for cand in kept_groups:
+            removed.update(cand.removed)
+        for cand, _ in self.groups:
+            notes.update(cand.notes)
+        group_reasons = Counter(rej.reason for _, rej in self.groups if rej is not None)
+        return {
+            "format": self.format,
+            "files": self.files,
+            "records": {
+                "read": self.read,
+                "kept": kept,
+                "quarantined": quarantined,
+                "quarantined_by_reason": dict(sorted(record_reasons.items())),
+            },
+            "groups": {
+                "candidates": len(self.groups),
+                "kept": len(kept_groups),
+                "quarantined": sum(group_reasons.values()),
+                "quarantined_by_reason": dict(sorted(group_reasons.items())),
+                "kept_by_k": _histogram(len(c.completions) for c in kept_groups),
+            },
+            "pairs_kept": sum(_pairs(c.ranks) for c in kept_groups),
+            "completions_removed_from_kept_groups": dict(sorted(removed.items())),
+            "notes": dict(sorted(notes.items())),
+        }
+
+
+def _pairs(ranks: list[int]) -> int:
+    return sum(
+        1 for i in range(len(ranks)) for j in range(i + 1, len(ranks)) if ranks[i] != ranks[j]
+    )
+
+
+def _histogram(values: Any) -> dict[str, int]:
+    counts = Counter(values)
+    return {str(k): counts[k] for k in sorted(counts)}
+
+
+def write_quarantine(entries: list[dict[str, Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for entry in entries:
+            handle.write(json.dumps(entry, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

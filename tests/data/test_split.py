@@ -1,0 +1,104 @@
+"""Property tests of the leak-free split and the stable group id."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rmcore.config import SplitConfig
+from rmcore.data.split import assign_split, group_id, split_key
+from tests.data.helpers import ingest, source, write_jsonl
+
+texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
+messages = st.lists(
+    st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": texts}),
+    min_size=1,
+    max_size=3,
+)
+fractions = st.tuples(st.integers(0, 10), st.integers(0, 10), st.integers(0, 10)).filter(
+    lambda t: sum(t) > 0
+)
+
+
+def _config(parts: tuple[int, int, int], seed: int) -> SplitConfig:
+    total = sum(parts)
+    return SplitConfig(
+        train=parts[0] / total, validation=parts[1] / total, test=parts[2] / total, seed=seed
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(messages, fractions, st.integers(0, 2**31))
+def test_split_depends_on_the_prompt_only_and_respects_empty_splits(
+    prompt: list[dict[str, str]], parts: tuple[int, int, int], seed: int
+) -> None:
+    config = _config(parts, seed)
+    split = assign_split(prompt, config)
+    assert split == assign_split([dict(m) for m in prompt], config)  # deterministic
+    assert {"train": parts[0], "validation": parts[1], "test": parts[2]}[split] > 0
+    # case and whitespace variants of the same prompt cannot land in another split
+    variant = [{"role": m["role"], "content": f"  {m['content'].upper()}  "} for m in prompt]
+    if split_key(variant) == split_key(prompt):
+        assert assign_split(variant, config) == split
+
+
+@settings(max_examples=100, deadline=None)
+@given(messages, st.lists(texts, min_size=2, max_size=4, unique=True), st.randoms())
+def test_group_id_is_stable_and_order_free(
+    prompt: list[dict[str, str]], completions: list[str], rng: random.Random
+) -> None:
+    ranks = list(range(len(completions)))
+    order = list(range(len(completions)))
+    rng.shuffle(order)
+    shuffled = ([completions[i] for i in order], [ranks[i] for i in order])
+    assert group_id("s", prompt, completions, ranks) == group_id("s", prompt, *shuffled)
+    assert group_id("s", prompt, completions, ranks) != group_id("t", prompt, completions, ranks)
+    if len(set(ranks)) > 1:
+        flipped = ranks[::-1]
+        assert group_id("s", prompt, completions, ranks) != group_id(
+            "s", prompt, completions, flipped
+        )
+
+
+def test_fractions_are_met_on_many_prompts() -> None:
+    config = SplitConfig(train=0.8, validation=0.1, test=0.1, seed=3)
+    counts = {"train": 0, "validation": 0, "test": 0}
+    for i in range(20_000):
+        counts[assign_split([{"role": "user", "content": f"prompt {i}"}], config)] += 1
+    assert abs(counts["train"] / 20_000 - 0.8) < 0.015
+    assert abs(counts["test"] / 20_000 - 0.1) < 0.01
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["Hi?", "hi? ", "Sky?", "Two plus two?", "Name a colour."]),
+        min_size=2,
+        max_size=12,
+    ),
+    st.integers(0, 1000),
+)
+def test_ingest_never_puts_one_prompt_in_two_splits(prompts: list[str], seed: int) -> None:
+    """End to end: repeated (and case/space-varied) prompts all land in one split."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        rows = [
+            {"q": p, "a": f"answer {i}", "b": f"other {i}", "label": 1}
+            for i, p in enumerate(prompts)
+        ]
+        write_jsonl(root / "in.jsonl", rows)
+        result = ingest(root, [source("in.jsonl")], split={"seed": seed})
+        from rmcore.data.io import read_split
+
+        seen: dict[str, str] = {}
+        for split in ("train", "validation", "test"):
+            for row in read_split(result.layout, split).to_pylist():
+                key = split_key(row["prompt"])
+                assert seen.setdefault(key, split) == split
+        again = ingest(root, [source("in.jsonl")], split={"seed": seed})
+        assert again.report == result.report
