@@ -165,7 +165,10 @@ def build_run_record(params: Params, layout: Layout) -> RunRecord:
             record.missing.append(str(path))
     if layout.eval_metrics.is_file():
         evaluation = json.loads(layout.eval_metrics.read_text(encoding="utf-8"))
-        record.metrics += [(f"eval/{n}", v, 0) for n, v in numeric_leaves(evaluation)]
+        record.metrics += [
+            (fingerprint.scrub_text(f"eval/{n}", secrets), v, 0)
+            for n, v in numeric_leaves(evaluation)
+        ]
     if layout.train_steps.is_file():
         record.metrics += train_curves(layout.train_steps)
     else:

@@ -24,7 +24,7 @@ from rmcore.paths import Layout
 from tests.tiny import make_tiny_bert, write_synthetic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_SECRET = "cfg-secret-value-1234"  # put under a credential key in params
+CONFIG_SECRET = "cfg-secret-value-1234"  # under a credential key in the (fake) dvc.lock
 ENV_SECRET = "env-secret-value-5678"  # put in $RMPIPE_TEST_TOKEN
 REWARD_STATS = {"mean": 0.25, "std": 0.5}
 DVC_MD5 = "0123456789abcdef0123456789abcdef.dir"  # of data/normalized in the fake dvc.lock
@@ -37,7 +37,9 @@ def project_params(root: Path, extra: dict[str, Any] | None = None) -> dict[str,
                 {
                     "path": "data/sample/preferences.jsonl",
                     "format": "mapping",
-                    "options": {"api_token": CONFIG_SECRET, "note": f"uses {ENV_SECRET}"},
+                    # A label that happens to contain a secret from the environment.
+                    "name": f"sample-{ENV_SECRET}",
+                    "options": {"prompt": "prompt", "responses": "completions", "ranks": "ranks"},
                 }
             ]
         },
