@@ -59,13 +59,7 @@ def _why_too_few(candidate: Candidate, given: int) -> Rejection:
     )
 
 
-def clean(candidate: Candidate, max_chars: int) -> Candidate | Rejection:
-    """Normalise one group's texts and ranks; a Rejection says why it cannot be kept."""
-    if candidate.rejection is not None:
-        return candidate.rejection
-    too_long = _too_long(candidate, max_chars)
-    if too_long is not None:
-        return too_long
+def _clean_prompt(candidate: Candidate) -> list[dict[str, str]]:
     prompt = []
     for message in candidate.prompt:
         content = normalize_text(message["content"])
@@ -73,39 +67,54 @@ def clean(candidate: Candidate, max_chars: int) -> Candidate | Rejection:
             prompt.append({"role": message["role"], "content": content})
         else:
             candidate.notes["empty_prompt_message_removed"] += 1
+    return prompt
+
+
+def _clean_completions(candidate: Candidate) -> Candidate | Rejection:
+    """Completions normalised, empty and repeated ones removed (counted in `removed`)."""
+    cleaned = Candidate([], [], [], [] if candidate.scores is not None else None)
+    cleaned.removed = Counter(candidate.removed)
+    origin: list[int] = []  # index in the source of each kept completion
+    for i, raw in enumerate(candidate.completions):
+        text, rank = normalize_text(raw), candidate.ranks[i]
+        if not text:
+            cleaned.removed["empty_completion"] += 1
+            continue
+        if text in cleaned.completions:
+            first = cleaned.completions.index(text)
+            if cleaned.ranks[first] != rank:
+                detail = f"identical to completions[{origin[first]}] but ranked differently"
+                return Rejection("conflicting_duplicate", f"completions[{i}]", detail)
+            cleaned.removed["duplicate_completion"] += 1
+            continue
+        cleaned.completions.append(text)
+        cleaned.ranks.append(rank)
+        origin.append(i)
+        if cleaned.scores is not None and candidate.scores is not None:
+            cleaned.scores.append(candidate.scores[i])
+    return cleaned
+
+
+def clean(candidate: Candidate, max_chars: int) -> Candidate | Rejection:
+    """Normalise one group's texts and ranks; a Rejection says why it cannot be kept."""
+    if candidate.rejection is not None:
+        return candidate.rejection
+    too_long = _too_long(candidate, max_chars)
+    if too_long is not None:
+        return too_long
+    prompt = _clean_prompt(candidate)
     if not prompt:
         return Rejection("empty_prompt", "prompt", "no text in the prompt")
-    removed = Counter(candidate.removed)
-    completions: list[str] = []
-    ranks: list[int] = []
-    origin: list[int] = []  # index in the source of each kept completion
-    scores: list[float] | None = [] if candidate.scores is not None else None
-    for i, raw in enumerate(candidate.completions):
-        text = normalize_text(raw)
-        rank = candidate.ranks[i]
-        if not text:
-            removed["empty_completion"] += 1
-            continue
-        if text in completions:
-            first = completions.index(text)
-            if ranks[first] != rank:
-                return Rejection(
-                    "conflicting_duplicate",
-                    f"completions[{i}]",
-                    f"identical to completions[{origin[first]}] but ranked differently",
-                )
-            removed["duplicate_completion"] += 1
-            continue
-        completions.append(text)
-        ranks.append(rank)
-        origin.append(i)
-        if scores is not None and candidate.scores is not None:
-            scores.append(candidate.scores[i])
-    cleaned = Candidate(
-        prompt, completions, renumber(ranks), scores, candidate.refs, removed, candidate.notes
+    cleaned = _clean_completions(candidate)
+    if isinstance(cleaned, Rejection):
+        return cleaned
+    cleaned.prompt, cleaned.ranks = prompt, renumber(cleaned.ranks)
+    cleaned.refs, cleaned.notes, cleaned.location = (
+        candidate.refs,
+        candidate.notes,
+        candidate.location,
     )
-    cleaned.location = candidate.location
-    if len(completions) < 2:
+    if len(cleaned.completions) < 2:
         return _why_too_few(cleaned, len(candidate.completions) + candidate.removed.total())
     return cleaned
 
