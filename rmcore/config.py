@@ -99,12 +99,16 @@ class DataConfig(_Section):
 
 
 class TokenizeConfig(_Section):
-    max_length: int = Field(512, ge=8, description="Tokens per prompt+completion sequence.")
-    template: Literal["auto", "chat", "plain"] = Field(
-        "auto", description="auto: the tokenizer's chat template if it has one, else plain."
+    max_length: int = Field(
+        512,
+        ge=8,
+        description="Tokens per prompt+completion sequence. The prompt is trimmed first (oldest "
+        "turns, then tokens from the left); a completion is cut only if it alone does not fit.",
     )
-    min_completion_tokens: int = Field(
-        4, ge=1, description="Completion tokens always kept when the prompt is trimmed."
+    template: Literal["auto", "chat", "plain"] = Field(
+        "auto",
+        description="auto: the tokenizer's chat template if it has one, else the plain "
+        "`User: ... Assistant:` template.",
     )
     batch_size: int = Field(1000, ge=1, description="Records per batched tokenizer call.")
 
@@ -112,7 +116,9 @@ class TokenizeConfig(_Section):
 class ModelConfig(_Section):
     name: str = Field("minilm-l6", description="Backbone: hub name, local path or minilm-l6.")
     pooling: Literal["auto", "last", "mean", "cls"] = Field(
-        "auto", description="auto: cls for encoders, last for decoders."
+        "auto",
+        description="auto: what the backbone's ForSequenceClassification class does (cls for "
+        "encoders, last token for decoders); other poolings add a separate head.",
     )
     trust_remote_code: bool = Field(False, description="Allow code from the model repository.")
     dropout: float | None = Field(None, ge=0, lt=1, description="Override backbone dropout.")
@@ -126,7 +132,12 @@ class LossConfig(_Section):
 
 class TrainConfig(_Section):
     epochs: float = Field(1.0, gt=0, description="Passes over the training groups.")
-    batch_size: int = Field(16, ge=1, description="Groups per optimiser step (per process).")
+    batch_size: int = Field(
+        16,
+        ge=1,
+        description="Groups per micro-batch and process; a step takes batch_size * grad_accum * "
+        "processes groups.",
+    )
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
     lr: float = Field(5e-5, gt=0, description="Peak AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
@@ -139,7 +150,9 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
     length_grouping: bool = Field(True, description="Batch groups of similar length.")
     share_prefix: bool = Field(
-        True, description="Decoders: one copy of the prompt per group (exact for causal models)."
+        False,
+        description="Decoders: one copy of the prompt per group (exact for causal models). "
+        "Not implemented yet; must be false.",
     )
     eval_every: int = Field(0, ge=0, description="Validate every N steps (0: end of epoch).")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: end of epoch).")
@@ -147,7 +160,15 @@ class TrainConfig(_Section):
     seed: int = Field(0, description="Seed of all random number generators.")
     max_steps: int = Field(0, ge=0, description="Stop after N optimiser steps (0: no limit).")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
-    distributed: Literal["ddp", "fsdp"] = Field("ddp", description="Strategy under torchrun.")
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="Strategy when launched with several processes (torchrun/accelerate)."
+    )
+
+    @model_validator(mode="after")
+    def _supported(self) -> TrainConfig:
+        if self.share_prefix:
+            raise ValueError("share_prefix is not implemented yet; set train.share_prefix: false")
+        return self
 
 
 class EvalConfig(_Section):
@@ -180,15 +201,6 @@ class Params(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     # `register` would shadow BaseModel.register; the YAML key stays `register`.
     registry: RegisterConfig = Field(default_factory=RegisterConfig, alias="register")
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Params:
-        if self.tokenize.min_completion_tokens + 2 > self.tokenize.max_length:
-            raise ValueError(
-                "tokenize.max_length must leave room for the end token and "
-                f"tokenize.min_completion_tokens ({self.tokenize.min_completion_tokens})"
-            )
-        return self
 
 
 def _describe(error: ErrorDetails, source: str) -> str:

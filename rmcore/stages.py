@@ -7,6 +7,8 @@ outputs, writes its own, and returns a JSON-able summary. DVC runs them through 
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +16,8 @@ from rmcore.config import Params
 from rmcore.paths import Layout
 
 Summary = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 
 def ingest(params: Params, layout: Layout) -> Summary:
@@ -25,12 +29,32 @@ def ingest(params: Params, layout: Layout) -> Summary:
 
 def tokenize(params: Params, layout: Layout) -> Summary:
     """Format and tokenise every completion of every group; write Arrow datasets + report."""
-    raise NotImplementedError("tokenize stage")
+    from rmcore import tokenize as tok
+    from rmcore.data.io import read_split
+    from rmcore.data.schema import SPLITS
+    from rmcore.model import load_tokenizer
+
+    tokenizer = load_tokenizer(params.model.name, params.model.trust_remote_code)
+    tok.check_max_length(tokenizer, params.tokenize)
+    splits: dict[str, Any] = {}
+    for split in SPLITS:
+        table = read_split(layout, split)
+        dataset, splits[split] = tok.tokenize_table(table, tokenizer, params.tokenize)
+        tok.save_tokenized(dataset, layout, split)
+        log.info("tokenize %s: %s", split, splits[split])
+    meta = tok.tokenizer_meta(tokenizer, params.model.name, params.tokenize)
+    tok.write_meta(layout, meta)
+    report = {**meta, "splits": splits, "totals": tok.totals(splits)}
+    layout.tokenize_report.parent.mkdir(parents=True, exist_ok=True)
+    layout.tokenize_report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
 
 
 def train(params: Params, layout: Layout) -> Summary:
     """Train the reward model on the tokenised train split; save it in Hugging Face format."""
-    raise NotImplementedError("train stage")
+    from rmcore.train import train as run_training
+
+    return run_training(params, layout)
 
 
 def evaluate(params: Params, layout: Layout) -> Summary:

@@ -1,0 +1,67 @@
+"""The k-wise Bradley-Terry loss of InstructGPT, as pure functions of rewards and pair indices.
+
+For a group with k ranked completions, every pair (better, worse) of different rank contributes
+-log sigmoid(r_better - r_worse - margin) + beta/2 (r_better^2 + r_worse^2); the group's loss is
+the mean over its pairs (all C(k,2) when there are no ties) and the batch loss the mean over
+groups that have a pair. Optional centring adds center * mean over groups of (sum of rewards)^2.
+Groups of different k are handled together: pairs are flat index tensors built in collate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class LossOutput:
+    """The loss (with graph) and detached batch statistics."""
+
+    loss: torch.Tensor  # scalar
+    accuracy: torch.Tensor  # share of pairs with r_better > r_worse
+    margin: torch.Tensor  # mean r_better - r_worse over pairs
+    n_pairs: int
+    n_groups: torch.Tensor  # groups with at least one pair (a tensor: no device sync)
+
+
+def kwise_loss(
+    rewards: torch.Tensor,
+    better: torch.Tensor,
+    worse: torch.Tensor,
+    row_group: torch.Tensor,
+    n_groups: int,
+    *,
+    beta: float = 0.001,
+    margin: float = 0.0,
+    center: float = 0.0,
+) -> LossOutput:
+    """rewards [N]; better, worse [P] row indices of each pair; row_group [N] group of each row."""
+    rewards = rewards.float()
+    r_better, r_worse = rewards[better], rewards[worse]  # [P]
+    diff = r_better - r_worse  # [P]
+    pair_group = row_group[better]  # [P]
+    pairs_per_group = torch.bincount(pair_group, minlength=n_groups)  # [G]
+    groups_with_pairs = (pairs_per_group > 0).sum()
+    per_pair = -F.logsigmoid(diff - margin) + beta * 0.5 * (r_better**2 + r_worse**2)  # [P]
+    weight = 1.0 / pairs_per_group[pair_group].clamp(min=1).to(per_pair.dtype)  # [P]
+    loss = (per_pair * weight).sum() / groups_with_pairs.clamp(min=1)
+    if center > 0:
+        group_sums = torch.zeros(n_groups, dtype=rewards.dtype, device=rewards.device)
+        group_sums = group_sums.index_add(0, row_group, rewards)  # [G]
+        loss = loss + center * (group_sums**2).mean()
+    if len(diff) == 0:  # only ties: keep the graph, zero gradient
+        loss = loss + 0.0 * rewards.sum()
+    with torch.no_grad():
+        accuracy = (diff > 0).float().mean() if len(diff) else torch.zeros(())
+        mean_margin = diff.mean() if len(diff) else torch.zeros(())
+    return LossOutput(loss, accuracy, mean_margin, len(diff), groups_with_pairs)
+
+
+def pairwise_loss(
+    r_chosen: torch.Tensor, r_rejected: torch.Tensor, beta: float = 0.0, margin: float = 0.0
+) -> torch.Tensor:
+    """The plain pairwise loss over [B] pairs (what k-wise reduces to for k = 2)."""
+    base = -F.logsigmoid(r_chosen - r_rejected - margin)
+    return (base + beta * 0.5 * (r_chosen**2 + r_rejected**2)).mean()

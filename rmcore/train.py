@@ -1,0 +1,311 @@
+"""The training loop: plain PyTorch on Hugging Face accelerate.
+
+One process or many (`torchrun` / `accelerate launch`: DDP, or FSDP with train.distributed).
+Every optimiser step takes `batch_size * grad_accum * processes` groups from a plan seeded by
+(seed, epoch) alone, so the data order is the same for any process count and after a resume;
+each process runs `grad_accum` micro-batches of `batch_size` groups, all k completions of a
+group in the same forward pass. Only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, set_seed
+from torch.utils.data import DataLoader
+
+from rmcore.batching import Batch, PackedGroups, collate, micro_batches, plan_epoch, score_groups
+from rmcore.checkpoint import Checkpoints, fingerprint
+from rmcore.config import Params, TrainConfig
+from rmcore.model import build_reward_model, load_reward_model, set_reward_stats
+from rmcore.paths import Layout
+from rmcore.runtime import make_accelerator, progress, unwrapped
+from rmcore.steps import Plan, make_optimizer, make_plan, train_step, validate
+from rmcore.tokenize import load_tokenized, read_meta
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainState:
+    """Everything the loop needs to continue exactly where it stopped."""
+
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+    pairs: int = 0
+    train_seconds: float = 0.0
+    best_val_accuracy: float | None = None
+    best_step: int | None = None
+    best_dir: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    validations: list[dict[str, float]] = field(default_factory=list)
+    scheduler: dict[str, Any] = field(default_factory=dict)
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    """Item i: this process's collated micro-batches of step `start + i` of an epoch plan."""
+
+    def __init__(
+        self,
+        data: PackedGroups,
+        plan: np.ndarray,
+        start: int,
+        acc: Accelerator,
+        cfg: TrainConfig,
+        pad_id: int,
+    ) -> None:
+        self.data, self.plan, self.start, self.pad_id = data, plan, start, pad_id
+        self.world, self.rank, self.accum = acc.num_processes, acc.process_index, cfg.grad_accum
+
+    def __len__(self) -> int:
+        return len(self.plan) - self.start
+
+    def __getitem__(self, i: int) -> list[Batch]:
+        groups = self.plan[self.start + i]
+        parts = micro_batches(groups, self.data.group_lengths, self.world, self.rank, self.accum)
+        return [collate(self.data, part, self.pad_id) for part in parts]
+
+
+def _due(every: int, step: int, epoch_end: bool) -> bool:
+    return step % every == 0 if every else epoch_end
+
+
+def _check_tokenized(meta: dict[str, Any], params: Params) -> None:
+    if meta["model_name"] != params.model.name:
+        raise ValueError(
+            f"data/tokenized was made with the tokenizer of {meta['model_name']!r} but "
+            f"model.name is {params.model.name!r}; run the tokenize stage again"
+        )
+
+
+def data_hash(*packs: PackedGroups) -> str:
+    """Identity of the training data, so a checkpoint of other data is never resumed."""
+    digest = hashlib.sha256()
+    for pack in packs:
+        for array in (pack.prompt_values, pack.comp_values, pack.group_offsets, pack.ranks):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Run:
+    """The objects of one training run."""
+
+    params: Params
+    acc: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    plan: Plan
+    data: PackedGroups
+    val: PackedGroups
+    ckpts: Checkpoints
+    pad_id: int
+    state: TrainState = field(default_factory=TrainState)
+
+
+def _setup(params: Params, layout: Layout) -> Run:
+    cfg = params.train
+    _check_tokenized(read_meta(layout), params)
+    data = PackedGroups.from_dataset(load_tokenized(layout, "train"))
+    val = PackedGroups.from_dataset(load_tokenized(layout, "validation"))
+    if len(data) == 0:
+        raise ValueError(f"{layout.tokenized / 'train'} has no groups; check the ingest report")
+    set_seed(cfg.seed)
+    model = build_reward_model(params.model, params.tokenize)
+    if cfg.gradient_checkpointing:
+        model.backbone.gradient_checkpointing_enable({"use_reentrant": False})
+    acc = make_accelerator(cfg, model.native)
+    if not acc.is_main_process:  # one copy of the logs is enough
+        for name in ("rmcore", "accelerate", "transformers"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    plan = make_plan(cfg, len(data), acc.num_processes)
+    optimizer, scheduler = make_optimizer(model, cfg, plan.total_steps, plan.warmup_steps)
+    pad_id = int(model.tokenizer.pad_token_id)
+    prepared, optimizer = acc.prepare(model, optimizer)
+    sections = [params.model, params.loss, params.train, params.tokenize]
+    key = fingerprint([s.model_dump() for s in sections], data_hash(data, val), acc.num_processes)
+    ckpts = Checkpoints(layout.checkpoints, key, acc)
+    run = Run(params, acc, prepared, optimizer, scheduler, plan, data, val, ckpts, pad_id)
+    latest = ckpts.latest()
+    if latest is None:
+        ckpts.reset()
+    else:
+        run.state = TrainState(**ckpts.load(latest))
+        scheduler.load_state_dict(run.state.scheduler)
+    return run
+
+
+def _validate_and_keep(run: Run) -> None:
+    if len(run.val) == 0:
+        return
+    state = run.state
+    metrics = validate(run.model, run.val, run.acc, run.params, run.pad_id)
+    state.validations.append({"step": state.step, **metrics})
+    log.info("step %d: %s", state.step, {k: round(v, 4) for k, v in metrics.items()})
+    if state.best_val_accuracy is not None and metrics["val_accuracy"] <= state.best_val_accuracy:
+        return
+    state.best_val_accuracy, state.best_step = metrics["val_accuracy"], state.step
+    if run.params.train.keep_best:
+        state_dict = run.acc.get_state_dict(run.model)
+        model = unwrapped(run.acc, run.model)
+        state.best_dir = run.ckpts.save_best(
+            state.step, lambda d: model.save_pretrained(d, state_dict=state_dict)
+        )
+
+
+def _epoch_loader(run: Run) -> tuple[Iterator[list[Batch]], int]:
+    """This process's batches from the current position to the end of the epoch."""
+    cfg, state = run.params.train, run.state
+    plan = plan_epoch(
+        run.data.group_lengths, run.plan.global_batch, cfg.seed, state.epoch, cfg.length_grouping
+    )
+    steps = _StepBatches(run.data, plan, state.step_in_epoch, run.acc, cfg, run.pad_id)
+    # Own generator: a DataLoader otherwise draws its base seed from the global RNG, which a
+    # resumed run (new loader mid-epoch) would consume differently.
+    generator = torch.Generator().manual_seed(cfg.seed + state.epoch)
+    loader = DataLoader(steps, batch_size=None, num_workers=cfg.num_workers, generator=generator)
+    return iter(loader), len(plan)
+
+
+def _log_progress(run: Run, row: dict[str, float], quiet_bar: bool) -> None:
+    """Without a progress bar (logs, Prefect), a line every 5% of the run."""
+    every = max(1, run.plan.total_steps // 20)
+    if quiet_bar and run.acc.is_main_process and run.state.step % every == 0:
+        log.info(
+            "step %d/%d loss %.4f accuracy %.3f lr %.2e",
+            run.state.step,
+            run.plan.total_steps,
+            row["loss"],
+            row["accuracy"],
+            row["lr"],
+        )
+
+
+def _loop(run: Run) -> None:
+    cfg, state, plan = run.params.train, run.state, run.plan
+    bar = progress(run.acc, plan.total_steps, state.step)
+    loader: Iterator[list[Batch]] = iter(())
+    loader_epoch, epoch_steps = -1, 0
+    while state.step < plan.total_steps:
+        start = time.perf_counter()
+        if loader_epoch != state.epoch:
+            (loader, epoch_steps), loader_epoch = _epoch_loader(run), state.epoch
+        row = train_step(run.model, run.optimizer, run.scheduler, run.acc, next(loader), run.params)
+        state.train_seconds += time.perf_counter() - start
+        state.history.append({"step": state.step + 1, "epoch": state.epoch, **row})
+        state.step, state.step_in_epoch = state.step + 1, state.step_in_epoch + 1
+        state.pairs += int(row["pairs"])
+        epoch_end = state.step_in_epoch >= epoch_steps
+        if epoch_end:
+            state.epoch, state.step_in_epoch = state.epoch + 1, 0
+        done = state.step >= plan.total_steps
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}")
+        _log_progress(run, row, bar.disable)
+        if done or _due(cfg.eval_every, state.step, epoch_end):
+            _validate_and_keep(run)
+        if not done and _due(cfg.save_every, state.step, epoch_end):
+            state.scheduler = run.scheduler.state_dict()
+            run.ckpts.save(state.step, asdict(state))
+    bar.close()
+
+
+def reward_stats(model_dir: Path, val: PackedGroups, data: PackedGroups, device: Any) -> dict:
+    """Mean and std of the saved model's rewards on the validation split (train if empty)."""
+    split, pack = ("validation", val) if len(val) else ("train", data)
+    if not len(val):
+        log.warning("validation split is empty; reward stats come from the train split")
+    model = load_reward_model(model_dir, device=device)
+    rewards = np.concatenate(score_groups(model, pack, batch_size=32, device=device))
+    return {
+        "mean": float(rewards.mean()),
+        "std": float(rewards.std()),
+        "split": split,
+        "n": len(rewards),
+    }
+
+
+def _summary(run: Run, wall_start: float, resumed_from: int, stats: dict) -> dict[str, Any]:
+    state, acc = run.state, run.acc
+    last_epoch = state.history[-min(len(state.history), run.plan.steps_per_epoch) :]
+    last_val = state.validations[-1] if state.validations else {}
+    return {
+        "steps": state.step,
+        "epochs": round(state.step / run.plan.steps_per_epoch, 4),
+        "groups_per_step": run.plan.global_batch,
+        "pairs_trained": state.pairs,
+        "train_loss": float(np.mean([r["loss"] for r in last_epoch])),
+        "train_accuracy": float(np.mean([r["accuracy"] for r in last_epoch])),
+        "val_loss": last_val.get("val_loss"),
+        "val_accuracy": last_val.get("val_accuracy"),
+        "best_val_accuracy": state.best_val_accuracy,
+        "best_step": state.best_step,
+        "pairs_per_s": round(state.pairs / max(state.train_seconds, 1e-9), 2),
+        "train_seconds": round(state.train_seconds, 2),
+        "wall_s": round(time.perf_counter() - wall_start, 2),
+        "device": acc.device.type,
+        "precision": acc.mixed_precision,
+        "processes": acc.num_processes,
+        "distributed": str(acc.distributed_type.value),
+        "resumed_from_step": resumed_from,
+        "reward_mean": stats["mean"],
+        "reward_std": stats["std"],
+    }
+
+
+def _write_outputs(run: Run, layout: Layout, wall_start: float, resumed_from: int) -> dict:
+    """Final model (best if keep_best), reward stats, metrics and the step CSV."""
+    state_dict = run.acc.get_state_dict(run.model)
+    summary: dict[str, Any] = {}
+    if run.acc.is_main_process:
+        target = layout.model_dir
+        shutil.rmtree(target, ignore_errors=True)
+        if run.params.train.keep_best and run.state.best_dir:
+            shutil.copytree(run.ckpts.root / run.state.best_dir, target)
+        else:
+            unwrapped(run.acc, run.model).save_pretrained(target, state_dict=state_dict)
+        stats = reward_stats(target, run.val, run.data, run.acc.device)
+        set_reward_stats(target, stats)
+        summary = _summary(run, wall_start, resumed_from, stats)
+        layout.train_metrics.parent.mkdir(parents=True, exist_ok=True)
+        layout.train_metrics.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        layout.train_steps.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(run.state.history).to_csv(layout.train_steps, index=False)
+    run.acc.wait_for_everyone()
+    return summary
+
+
+def train(params: Params, layout: Layout) -> dict[str, Any]:
+    """Train on data/tokenized, resuming from checkpoints/ when a run of the same params and
+    data was interrupted; write models/reward_model, metrics/train.json and the step CSV."""
+    wall_start = time.perf_counter()
+    run = _setup(params, layout)
+    resumed_from = run.state.step
+    log.info(
+        "training %d steps of %d groups on %d x %s (%s), from step %d",
+        run.plan.total_steps,
+        run.plan.global_batch,
+        run.acc.num_processes,
+        run.acc.device,
+        run.acc.mixed_precision,
+        resumed_from,
+    )
+    _loop(run)
+    summary = [_write_outputs(run, layout, wall_start, resumed_from)]
+    run.ckpts.reset()  # finished: nothing to resume
+    broadcast_object_list(summary, from_process=0)
+    return dict(summary[0])

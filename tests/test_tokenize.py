@@ -1,0 +1,197 @@
+"""Formatting, end tokens, pad tokens and the truncation rules of the tokenize stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rmcore import stages
+from rmcore.config import TokenizeConfig
+from rmcore.model import end_token_id, load_tokenizer
+from rmcore.paths import Layout
+from rmcore.tokenize import format_and_encode, load_tokenized, read_meta
+from tests.tiny import make_tiny_bert, make_tiny_neox, synthetic_groups, tiny_params, write_groups
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("tok-models")
+    return {
+        "bert": make_tiny_bert(root / "bert"),
+        "neox": make_tiny_neox(root / "neox"),
+        "neox_pad_eos": make_tiny_neox(root / "neox_pad_eos", pad="eos"),
+        "neox_chat": make_tiny_neox(root / "neox_chat", chat_template=True),
+    }
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
+def test_bert_plain_template_cls_first_sep_last(models: dict[str, str]) -> None:
+    tok = load_tokenizer(models["bert"])
+    prompt, comps, trimmed, cut = format_and_encode(
+        tok, [user("hi there")], ["hello you", "bye"], TokenizeConfig(max_length=64)
+    )
+    assert prompt[0] == tok.cls_token_id and not trimmed and cut == 0
+    assert all(c[-1] == tok.sep_token_id for c in comps)
+    assert tok.decode(prompt + comps[0]) == "[CLS] user : hi there assistant : hello you [SEP]"
+    assert tok.pad_token_id not in (tok.sep_token_id, tok.cls_token_id)
+
+
+@pytest.mark.parametrize("kind", ["neox", "neox_pad_eos"])
+def test_decoder_ends_with_eos_and_pad_is_distinct(models: dict[str, str], kind: str) -> None:
+    tok = load_tokenizer(models[kind])
+    assert tok.pad_token_id is not None and tok.pad_token_id != tok.eos_token_id
+    assert end_token_id(tok) == tok.eos_token_id
+    _, comps, _, _ = format_and_encode(tok, [user("cats")], ["great", ""], TokenizeConfig())
+    assert [c[-1] for c in comps] == [tok.eos_token_id] * 2
+    assert comps[1] == [tok.eos_token_id]  # an empty completion is just the end token
+
+
+def test_chat_template_used_when_present(models: dict[str, str]) -> None:
+    tok = load_tokenizer(models["neox_chat"])
+    msgs = [user("tell me about tea")]
+    prompt, comps, _, _ = format_and_encode(tok, msgs, ["great tea"], TokenizeConfig())
+    text = tok.decode(prompt + comps[0])
+    assert text == (
+        "<|im_start|>user\ntell me about tea<|im_end|>\n<|im_start|>assistant\n"
+        "great tea<|im_end|><|endoftext|>"
+    )
+    plain, _, _, _ = format_and_encode(tok, msgs, ["x"], TokenizeConfig(template="plain"))
+    assert tok.decode(plain) == "User: tell me about tea\n\nAssistant:"
+
+
+def test_chat_template_required_when_asked(models: dict[str, str]) -> None:
+    tok = load_tokenizer(models["bert"])
+    with pytest.raises(ValueError, match="no chat template"):
+        format_and_encode(tok, [user("x")], ["y"], TokenizeConfig(template="chat"))
+
+
+def long_conversation() -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": "be kind"},
+        user("first question about cats " * 6),
+        assistant("first answer " * 6),
+        user("second question about rain " * 6),
+        assistant("second answer " * 6),
+        user("last question about tea"),
+    ]
+
+
+def test_prompt_trimmed_by_oldest_turns_first(models: dict[str, str]) -> None:
+    tok = load_tokenizer(models["bert"])
+    cfg = TokenizeConfig(max_length=48)
+    prompt, comps, trimmed, cut = format_and_encode(
+        tok, long_conversation(), ["a kind answer", "no"], cfg
+    )
+    text = tok.decode(prompt)
+    assert trimmed and cut == 0
+    assert text.startswith("[CLS] system : be kind")  # system message kept
+    assert "first question" not in text and text.endswith(
+        "user : last question about tea assistant :"
+    )
+    assert tok.decode(comps[0]) == "a kind answer [SEP]"
+    assert max(len(prompt) + len(c) for c in comps) <= 48
+
+
+def test_last_turn_cut_from_left_when_alone_too_long(models: dict[str, str]) -> None:
+    tok = load_tokenizer(models["bert"])
+    words = " ".join(f"w{i}" for i in range(60))
+    prompt, comps, trimmed, cut = format_and_encode(
+        tok,
+        [user("old turn"), assistant("ok"), user(words)],
+        ["fine answer"],
+        TokenizeConfig(max_length=32),
+    )
+    assert trimmed and cut == 0 and len(prompt) + len(comps[0]) == 32
+    assert prompt[0] == tok.cls_token_id  # leading special token kept
+    assert tok.decode(prompt[1:]).endswith("assistant :")  # the left is what goes
+
+
+def test_completion_cut_only_when_alone_too_long(models: dict[str, str]) -> None:
+    tok = load_tokenizer(models["neox"])
+    long = "great " * 100
+    prompt, comps, trimmed, cut = format_and_encode(
+        tok, [user("cats")], [long, "kind"], TokenizeConfig(max_length=40)
+    )
+    assert cut == 1 and trimmed
+    assert len(comps[0]) == 40 and comps[0][-1] == tok.eos_token_id
+    assert prompt == []  # the long completion takes the whole budget of the shared prompt
+    assert tok.decode(comps[1]) == " kind<|endoftext|>"  # the short one is untouched
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    turns=st.lists(st.integers(0, 40), min_size=1, max_size=5),
+    comp_words=st.lists(st.integers(0, 70), min_size=2, max_size=4),
+    max_length=st.integers(16, 80),
+)
+def test_truncation_invariants(
+    models: dict[str, str], turns: list[int], comp_words: list[int], max_length: int
+) -> None:
+    tok = load_tokenizer(models["bert"])
+    messages = []
+    for i, n in enumerate(turns):
+        messages += [assistant("ok yes")] if i else []
+        messages.append(user(" ".join(["cats"] * n) or "hi"))
+    comps = [" ".join(["rain"] * n) for n in comp_words]
+    prompt, ids, _, cut = format_and_encode(
+        tok, messages, comps, TokenizeConfig(max_length=max_length)
+    )
+    assert all(len(prompt) + len(c) <= max_length for c in ids)
+    assert all(c[-1] == tok.sep_token_id for c in ids)
+    assert prompt[:1] == [tok.cls_token_id]
+    assert cut == sum(n + 2 > max_length for n in comp_words)  # cut only if alone too long
+    for n, c in zip(comp_words, ids, strict=True):
+        if n + 2 <= max_length:
+            assert len(c) == n + 1  # uncut completions keep every token
+
+
+def write_long_records(layout: Layout) -> int:
+    rows: list[dict[str, Any]] = synthetic_groups(20, seed=5)
+    rows[0]["prompt"] = long_conversation()
+    rows[1]["completions"] = ["great " * 300, "rude"]
+    rows[1]["ranks"] = [0, 1]
+    write_groups(
+        layout,
+        {
+            "train": rows,
+            "validation": synthetic_groups(4, seed=6, split="validation"),
+            "test": [],
+        },
+    )
+    return len(rows)
+
+
+def test_stage_keeps_every_record_and_reports(models: dict[str, str], tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    n_train = write_long_records(layout)
+    params = tiny_params(models["bert"], tokenize={"max_length": 48})
+    summary = stages.tokenize(params, layout)
+    report = json.loads(layout.tokenize_report.read_text())
+    assert report == json.loads(json.dumps(summary))
+    train = report["splits"]["train"]
+    assert train["groups"] == n_train and report["splits"]["test"]["groups"] == 0
+    assert train["cut_completions"] == 1 and train["trimmed_prompts"] >= 2
+    assert train["max_seq_len"] <= 48
+    ds = load_tokenized(layout, "train")
+    assert ds.column_names == ["group_id", "source", "ranks", "prompt_ids", "completion_ids"]
+    assert len(ds) == n_train and ds[1]["ranks"] == [0, 1]
+    assert read_meta(layout)["model_name"] == models["bert"]
+
+
+def test_max_length_beyond_model_limit_is_refused(models: dict[str, str], tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    write_long_records(layout)
+    with pytest.raises(ValueError, match="exceeds the model's limit of 512"):
+        stages.tokenize(tiny_params(models["bert"], tokenize={"max_length": 1024}), layout)
