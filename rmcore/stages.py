@@ -59,12 +59,21 @@ def train(params: Params, layout: Layout) -> Summary:
 
 def evaluate(params: Params, layout: Layout) -> Summary:
     """Score the held-out test split; write metrics/eval.json and plots."""
-    raise NotImplementedError("evaluate stage")
+    from rmcore.evaluate import run_evaluation
+
+    return run_evaluation(params.eval, layout)
 
 
 def register(params: Params, layout: Layout) -> Summary:
     """Log the run to MLflow, register the model, move the champion alias if it wins."""
-    raise NotImplementedError("register stage")
+    import json
+
+    from rmcore.registry import register_model
+
+    summary = register_model(params, layout)
+    layout.registration.parent.mkdir(parents=True, exist_ok=True)
+    layout.registration.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
 
 
 STAGES: dict[str, Callable[[Params, Layout], Summary]] = {
