@@ -38,11 +38,23 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _tracking_uri(layout: Layout) -> str:
+    """The register stage's MLflow URI; for a DVC project without rmpipe params, the default."""
+    from rmcore.config import ConfigError, load_params
+
+    try:
+        params = load_params(layout.root / "params.yaml")
+    except ConfigError:
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{layout.mlflow_db.resolve()}"
+    from rmcore.registry import resolve_tracking_uri
+
+    return resolve_tracking_uri(params.registry, layout)
+
+
 def _mlflow_ui(layout: Layout) -> str:
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri and uri.startswith(("http://", "https://")):
+    uri = _tracking_uri(layout)
+    if uri.startswith(("http://", "https://")):
         return f"open {uri}"
-    uri = uri or f"sqlite:///{layout.mlflow_db.resolve()}"
     return f"mlflow ui --backend-store-uri {uri}"
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.flows.conftest import REPO_ROOT, dvc, runs, sh
+from tests.flows.conftest import REPO_ROOT, dvc, git, sh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -69,12 +71,40 @@ def test_server_schedules_the_weekly_runs(
         assert re.search(r"T03:00:00", run["expected_start_time"]), run["expected_start_time"]
 
 
-def test_worker_runs_the_deployment(
-    deployment: dict[str, Any], prefect_env: dict[str, str], project: Path
+@pytest.fixture
+def real_project(tmp_path: Path) -> Path:
+    """This repository's pipeline (its git-tracked files) in a fresh git + DVC clone, with a
+    300-record slice of the embedded data in data/raw and its own DVC remote."""
+    from tests.tiny import make_tiny_bert
+
+    root = tmp_path / "rmpipe"
+    tracked = git("ls-files", "-z", cwd=REPO_ROOT).split("\0")
+    for name in filter(None, tracked):
+        source = REPO_ROOT / name
+        if source.is_file() and not name.startswith("tests/"):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    records = (root / "data/sample/preferences.jsonl").read_text().splitlines(keepends=True)
+    (root / "data/raw/tiny.jsonl").write_text("".join(records[:300]))
+    git("init", "-q", "-b", "main", cwd=root)
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "-m", "rmpipe", cwd=root)
+    dvc("remote", "modify", "--local", "local", "url", str(tmp_path / "remote"), cwd=root)
+    make_tiny_bert(tmp_path / "tiny-bert")
+    return root
+
+
+def test_worker_runs_the_real_pipeline(
+    deployment: dict[str, Any], prefect_env: dict[str, str], real_project: Path
 ) -> None:
+    overrides = [
+        f"model.name={real_project.parent / 'tiny-bert'}",
+        "data.sources.0.path=data/raw/tiny.jsonl",
+        "tokenize.max_length=64",
+    ]
     out = prefect(
         prefect_env, "deployment", "run", DEPLOYMENT,
-        "--param", f"root={project}", "--param", "validate_params=false",
+        "--param", f"root={real_project}", "--param", f"overrides={json.dumps(overrides)}",
         "--param", "retry_delay=0",
     )  # fmt: skip
     match = re.search(r"UUID: ([0-9a-f-]{36})", out)
@@ -84,11 +114,21 @@ def test_worker_runs_the_deployment(
     worker = prefect(prefect_env, "worker", "start", "--pool", POOL, "--run-once", "--limit", "1")
     api = prefect_env["PREFECT_API_URL"]
     flow_run = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
-    assert flow_run["state"]["type"] == "COMPLETED", (flow_run["state"], worker)
-    assert runs(project) == ["prepare", "train", "register"]
-    assert (project / "registered.json").exists()
-    assert "Data and pipelines are up to date" in dvc("status", cwd=project)
-    assert "in sync" in dvc("status", "--cloud", cwd=project)  # pushed to the remote
+    assert flow_run["state"]["type"] == "COMPLETED", (flow_run["state"], worker[-3000:])
+
+    registration = json.loads((real_project / "metrics/registration.json").read_text())
+    assert registration["version"] in (1, "1")
+    assert "champion" in registration["aliases"]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{real_project / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias(registration["name"], "champion")
+    assert str(champion.version) == "1"
+    run = client.get_run(champion.run_id)
+    assert run.data.params  # the run records the params DVC tracked
+
+    assert "Data and pipelines are up to date" in dvc("status", cwd=real_project)
+    assert "in sync" in dvc("status", "--cloud", cwd=real_project)  # pushed to the remote
     artifacts = httpx.post(
         f"{api}/artifacts/filter",
         json={
@@ -97,10 +137,15 @@ def test_worker_runs_the_deployment(
         timeout=10,
     ).json()
     [table] = artifacts
-    assert [row["stage"] for row in _rows(table["data"])] == ["prepare", "train", "register"]
-
-
-def _rows(data: Any) -> list[dict[str, Any]]:
-    import json
-
-    return list(json.loads(data) if isinstance(data, str) else data)
+    rows = table["data"] if isinstance(table["data"], list) else json.loads(table["data"])
+    assert [row["stage"] for row in rows] == ["ingest", "tokenize", "train", "evaluate", "register"]
+    assert {row["result"] for row in rows} == {"ran"}
+    [results] = httpx.post(
+        f"{api}/artifacts/filter",
+        json={
+            "artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["pipeline-results"]}}
+        },
+        timeout=10,
+    ).json()
+    assert "Registered model: models:/reward-model/1" in results["data"]
+    assert f"mlflow ui --backend-store-uri sqlite:///{real_project}/mlflow.db" in results["data"]

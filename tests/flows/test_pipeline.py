@@ -44,6 +44,7 @@ def test_flow_reproduces_skips_retries_pushes_and_fails_cleanly(
     assert runs(project) == ["prepare", "train", "register"]
     assert "Reproduced: prepare, train, register" in first.stdout
     assert "dvc push: remote 'store'" in first.stdout
+    assert f"mlflow ui --backend-store-uri sqlite:///{project}/mlflow.db" in first.stdout
     # DVC agrees: status clean, and `dvc repro` runs nothing.
     assert "Data and pipelines are up to date" in dvc("status", cwd=project)
     dvc("repro", cwd=project)
