@@ -24,6 +24,8 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PREFECT_LOGGING_EXTRA_LOGGERS := rmcore
+# rmcore logs outside a flow run (tests, plain CLI) stay local instead of warning
+export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW := ignore
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: run test lint venv venv-dev clean
