@@ -375,8 +375,10 @@ def register_model(params: Params, layout: Layout) -> dict[str, Any]:
     """The register stage: log the run, register the model once, apply the champion gate;
     one registration at a time per store (rmcore/locking.py)."""
     candidate = read_candidate(layout)
-    client = connect(params.registry, layout)
-    with exclusive_registration(client.tracking_uri):
+    # Locked before the first access: two processes creating a new SQLite store at once
+    # would both run its schema migrations and one would fail.
+    with exclusive_registration(resolve_tracking_uri(params.registry, layout)):
+        client = connect(params.registry, layout)
         return _register(client, params, layout, candidate)
 
 
