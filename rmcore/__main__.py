@@ -39,7 +39,7 @@ FILESYSTEM_ERRORS = {
         "choose a writable directory with --root (or remount that file system read-write)",
     ),
     errno.ENOTDIR: (
-        "a file is where a directory is expected",
+        "part of this path is a file where a directory is expected",
         "move that file away or choose another --root",
     ),
 }
