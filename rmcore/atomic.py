@@ -73,8 +73,16 @@ def _remove_quietly(path: Path) -> None:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write `text` (UTF-8) to `path` atomically, flushed to disk before the rename."""
+    """Write `text` (UTF-8) to `path` atomically, flushed to disk before the rename.
+
+    A path that is neither a file nor a directory (`/dev/stdout`, a named pipe) is written
+    directly: renaming onto it would replace the device or pipe itself.
+    """
     path = Path(path)
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        with path.open("w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        return path
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
         handle.flush()

@@ -154,6 +154,21 @@ def test_killed_writer_leaves_the_old_output(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.parent.iterdir()) == ["eval.json"]
 
 
+def test_a_pipe_is_written_not_replaced(tmp_path: Path) -> None:
+    """`rmpipe score --output /dev/stdout` and named pipes: written through, kept as they are."""
+    import threading
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text()))
+    reader.start()
+    atomic.write_text(pipe, '{"reward": 1.5}\n')
+    reader.join(timeout=10)
+    assert received == ['{"reward": 1.5}\n']
+    assert pipe.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
 def test_directory_output_is_replaced_whole(tmp_path: Path) -> None:
     out = tmp_path / "model"
     with atomic.atomic_path(out) as tmp:
