@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TypeGuard
 
 from rmcore.config import DEFAULT_PARAMS, ConfigError, load_params
 
@@ -43,6 +44,7 @@ FILESYSTEM_ERRORS = {
         "move that file away or choose another --root",
     ),
 }
+PATH_ONLY = {errno.EACCES, errno.EPERM}  # reported as file-system errors only with a path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -152,11 +154,18 @@ def filesystem_error(exc: BaseException) -> OSError | None:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, OSError) and current.errno in FILESYSTEM_ERRORS:
+        if _is_filesystem_error(current):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def _is_filesystem_error(exc: BaseException) -> TypeGuard[OSError]:
+    if not isinstance(exc, OSError) or exc.errno not in FILESYSTEM_ERRORS:
+        return False
+    # EACCES/EPERM without a path can come from a socket, not the file system
+    return exc.filename is not None or exc.errno not in PATH_ONLY
 
 
 def filesystem_message(exc: OSError) -> str:

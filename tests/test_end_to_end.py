@@ -136,6 +136,26 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Run]:
     return a, b
 
 
+def test_the_network_guard_is_active_in_stage_processes(tmp_path: Path) -> None:
+    """The control: a process started like the stages records and refuses a connection,
+    loopback included."""
+    net_log = tmp_path / "network.jsonl"
+    code = (
+        "import socket\n"
+        "for address in [('example.com', 80), ('127.0.0.1', 9)]:\n"
+        "    try:\n"
+        "        socket.create_connection(address, timeout=1)\n"
+        "    except ConnectionRefusedError as exc:\n"
+        "        print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=_env(net_log), capture_output=True, text=True
+    )
+    assert done.stdout.count("network access blocked") == 2, done.stdout + done.stderr
+    calls = [json.loads(line) for line in net_log.read_text().splitlines()]
+    assert [c["address"] for c in calls] == ["('example.com', 80)", "('127.0.0.1', 9)"]
+
+
 def test_no_network_connection_is_attempted(runs: tuple[Run, Run]) -> None:
     for run in runs:
         attempts = run.net_log.read_text() if run.net_log.exists() else ""

@@ -84,6 +84,32 @@ def test_write_error_is_one_line_and_keeps_the_previous_output(
     assert not atomic.temp_sibling(split).exists()
 
 
+def test_wrapped_error_is_found_and_a_pathless_permission_error_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    params = _project(tmp_path)
+    argv = ["ingest", "--params", str(params), "--root", str(tmp_path)]
+    artifact = tmp_path / "mlartifacts" / "model.safetensors"
+
+    def library_wraps_it(*args: Any) -> None:
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(artifact))
+        except OSError as exc:
+            raise RuntimeError("could not log the artifacts") from exc
+
+    monkeypatch.setitem(stages.STAGES, "ingest", library_wraps_it)
+    assert main(argv) == EXIT_FILESYSTEM
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line.startswith(f"error: {artifact}: no space left on the device (ENOSPC)")
+
+    def socket_refused(*args: Any) -> None:  # e.g. a firewall: not the file system
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setitem(stages.STAGES, "ingest", socket_refused)
+    with pytest.raises(PermissionError):
+        main(argv)
+
+
 def test_file_where_a_directory_belongs(tmp_path: Path, capsys: Any) -> None:
     """A real ENOTDIR (root cannot bypass it): `data` is a file."""
     params = _project(tmp_path)
