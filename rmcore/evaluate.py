@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from rmcore import fingerprint, plots
+from rmcore import atomic, fingerprint, plots
 from rmcore.config import EvalConfig
 from rmcore.metrics import GroupScores, calibration, core_metrics, evaluation_metrics, ranked_pairs
 from rmcore.paths import Layout
@@ -114,8 +114,7 @@ def run_evaluation(cfg: EvalConfig, layout: Layout) -> dict[str, Any]:
         "model_hash": fingerprint.directory_hash(layout.model_dir),
     }
     metrics = _json_safe(metrics)
-    layout.eval_metrics.parent.mkdir(parents=True, exist_ok=True)
-    layout.eval_metrics.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    atomic.write_text(layout.eval_metrics, json.dumps(metrics, indent=2) + "\n")
     write_plots(scores, metrics, layout)
     headline = {
         k: metrics[k]

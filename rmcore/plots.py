@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt
 import numpy as np
 
+from rmcore.atomic import atomic_path
 from rmcore.metrics import GroupScores, ranked_pairs
 
 
@@ -68,8 +69,7 @@ def calibration_diagram(table: dict[str, Any], path: Path) -> Path:
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     """A table for `dvc plots` (header from the first row)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
         writer.writeheader()
         writer.writerows(rows)
@@ -81,8 +81,8 @@ def _nan(value: float | None) -> float:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format=path.suffix.lstrip("."))
     plt.close(fig)
     return path

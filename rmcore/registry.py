@@ -33,6 +33,7 @@ from mlflow.exceptions import MlflowException
 
 from rmcore import fingerprint
 from rmcore.config import Params, RegisterConfig
+from rmcore.locking import exclusive_registration
 from rmcore.paths import Layout
 from rmcore.run_record import (
     TAG_DATA_HASH,
@@ -371,10 +372,20 @@ def score_rows(
 
 
 def register_model(params: Params, layout: Layout) -> dict[str, Any]:
-    """The register stage: log the run, register the model once, apply the champion gate."""
-    cfg = params.registry
+    """The register stage: log the run, register the model once, apply the champion gate;
+    one registration at a time per store (rmcore/locking.py)."""
     candidate = read_candidate(layout)
-    client = connect(cfg, layout)
+    # Locked before the first access: two processes creating a new SQLite store at once
+    # would both run its schema migrations and one would fail.
+    with exclusive_registration(resolve_tracking_uri(params.registry, layout)):
+        client = connect(params.registry, layout)
+        return _register(client, params, layout, candidate)
+
+
+def _register(
+    client: MlflowClient, params: Params, layout: Layout, candidate: Candidate
+) -> dict[str, Any]:
+    cfg = params.registry
     exp_id = experiment_id(client, cfg, layout)
     forget_unvalidated(client, exp_id, cfg.model_name, candidate)
     version = validated_version(client, cfg.model_name, candidate)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from rmcore.atomic import write_text
 from rmcore.config import RegisterConfig, load_params
 from rmcore.paths import Layout
 
@@ -77,7 +78,6 @@ def score_file(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        write_text(output, text)
     log.info("scored %d rows with %s", len(rows), uri)
     return {"rows": len(rows), "model_uri": uri, "output": str(output) if output else "-"}
