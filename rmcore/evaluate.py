@@ -41,7 +41,9 @@ def _list_lengths(column: Any) -> np.ndarray:
     return np.asarray(pc.list_value_length(column).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def score_test_split(cfg: EvalConfig, layout: Layout, device: str) -> tuple[GroupScores, str]:
+def score_test_split(
+    cfg: EvalConfig, layout: Layout, device: str, trust_remote_code: bool = False
+) -> tuple[GroupScores, str]:
     """Rewards of every completion of the tokenised test split, and the split's hash."""
     from rmcore.batching import score_groups
     from rmcore.model import load_reward_model
@@ -50,7 +52,7 @@ def score_test_split(cfg: EvalConfig, layout: Layout, device: str) -> tuple[Grou
     dataset = load_tokenized(layout, SPLIT)
     if len(dataset) == 0:
         raise ValueError(f"{layout.tokenized / SPLIT} has no groups; nothing to evaluate")
-    model = load_reward_model(layout.model_dir, device=device)
+    model = load_reward_model(layout.model_dir, device, trust_remote_code)
     rewards = score_groups(model, dataset, cfg.batch_size, device)  # G arrays of [k]
     table = dataset.with_format("arrow")[:]
     comp_lengths = _list_lengths(pc.list_flatten(table["completion_ids"]))  # [N]
@@ -101,12 +103,14 @@ def write_plots(scores: GroupScores, metrics: dict[str, Any], layout: Layout) ->
     ]
 
 
-def run_evaluation(cfg: EvalConfig, layout: Layout) -> dict[str, Any]:
+def run_evaluation(
+    cfg: EvalConfig, layout: Layout, trust_remote_code: bool = False
+) -> dict[str, Any]:
     """Score the test split, write metrics/eval.json and the plots; return the headline."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    scores, data_hash = score_test_split(cfg, layout, device)
+    scores, data_hash = score_test_split(cfg, layout, device, trust_remote_code)
     metrics = evaluation_metrics(scores, cfg.length_buckets)
     metrics["identity"] = {
         "split": SPLIT,

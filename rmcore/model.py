@@ -297,8 +297,14 @@ def _dropout_overrides(source: str, cfg: ModelConfig) -> dict[str, float]:
     return dict.fromkeys(keys, float(cfg.dropout or 0.0))
 
 
-def load_reward_model(path: str | Path, device: str | torch.device = "cpu") -> RewardModel:
-    """Load a model written by `RewardModel.save_pretrained` (safetensors only, no pickle)."""
+def load_reward_model(
+    path: str | Path, device: str | torch.device = "cpu", trust_remote_code: bool = False
+) -> RewardModel:
+    """Load a model written by `RewardModel.save_pretrained` (safetensors only, no pickle).
+
+    A model trained with `trust_remote_code` runs Python code from its directory; that needs
+    the caller's own `trust_remote_code=True`, never only the directory's say-so.
+    """
     path = Path(path)
     meta_path = path / META_FILE
     if not meta_path.is_file():
@@ -308,7 +314,13 @@ def load_reward_model(path: str | Path, device: str | torch.device = "cpu") -> R
         )
     refuse_pickle_weights(path, "reward model")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    remote = bool(meta.get("trust_remote_code", False))
+    if meta.get("trust_remote_code", False) and not trust_remote_code:
+        raise ConfigError(
+            f"the reward model in {path} runs code from its directory (it was trained with "
+            "model.trust_remote_code: true); load it only if you trust that code, by setting "
+            "model.trust_remote_code: true (or trust_remote_code=True)"
+        )
+    remote = trust_remote_code
     backbone = AutoModelForSequenceClassification.from_pretrained(
         path, use_safetensors=True, dtype=torch.float32, trust_remote_code=remote
     )

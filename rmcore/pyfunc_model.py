@@ -44,7 +44,11 @@ class RewardModelPyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
         from rmcore.model import load_reward_model
 
-        self.model = load_reward_model(context.artifacts["reward_model"])
+        config = getattr(context, "model_config", None) or {}
+        self.model = load_reward_model(
+            context.artifacts["reward_model"],
+            trust_remote_code=bool(config.get("trust_remote_code", False)),
+        )
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

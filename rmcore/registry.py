@@ -142,12 +142,14 @@ def _signature() -> Any:
     )
 
 
-def reference_rewards(model_dir: Path, frame: pd.DataFrame) -> np.ndarray:
+def reference_rewards(
+    model_dir: Path, frame: pd.DataFrame, trust_remote_code: bool = False
+) -> np.ndarray:
     """Rewards of the train-time model (no MLflow in between) for the example rows."""
     from rmcore.model import load_reward_model, score_texts
     from rmcore.pyfunc_model import as_prompt
 
-    model = load_reward_model(model_dir)
+    model = load_reward_model(model_dir, trust_remote_code=trust_remote_code)
     prompts = [as_prompt(p, i) for i, p in enumerate(frame["prompt"])]
     return np.asarray(score_texts(model, prompts, list(frame["response"])), dtype=np.float64)
 
@@ -164,8 +166,12 @@ def verify_loads(model_uri: str, expected: np.ndarray) -> None:
         )
 
 
-def log_reward_model(layout: Layout, expected: np.ndarray) -> str:
-    """Log the pyfunc model into the active run, load it back; return its models:/ URI."""
+def log_reward_model(layout: Layout, expected: np.ndarray, trust_remote_code: bool) -> str:
+    """Log the pyfunc model into the active run, load it back; return its models:/ URI.
+
+    `trust_remote_code` goes into the model's config, where consumers can see it: a model
+    whose directory holds its own code is registered only by someone who trusted that code.
+    """
     import rmcore
 
     info = mlflow.pyfunc.log_model(
@@ -176,6 +182,7 @@ def log_reward_model(layout: Layout, expected: np.ndarray) -> str:
         signature=_signature(),
         input_example=INPUT_EXAMPLE,
         pip_requirements=_pip_requirements(),
+        model_config={"trust_remote_code": trust_remote_code},
     )
     verify_loads(info.model_uri, expected)
     return str(info.model_uri)
@@ -227,12 +234,13 @@ def log_and_register(
     client: MlflowClient, exp_id: str, params: Params, layout: Layout, candidate: Candidate
 ) -> ModelVersion:
     """One MLflow run: the pipeline's record and the pyfunc model, then a validated version."""
-    expected = reference_rewards(layout.model_dir, INPUT_EXAMPLE)
+    remote = params.model.trust_remote_code
+    expected = reference_rewards(layout.model_dir, INPUT_EXAMPLE, remote)
     hash_tags = {TAG_MODEL_HASH: candidate.model_hash, TAG_DATA_HASH: candidate.data_hash}
     with mlflow.start_run(experiment_id=exp_id, tags=hash_tags) as run:
         log_run_record(client, run.info.run_id, build_run_record(params, layout))
         kill_point("run_logged")
-        logged_uri = log_reward_model(layout, expected)
+        logged_uri = log_reward_model(layout, expected, remote)
         kill_point("model_logged")
         name = params.registry.model_name
         return create_validated_version(client, name, logged_uri, candidate, expected)

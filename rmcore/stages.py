@@ -61,13 +61,11 @@ def evaluate(params: Params, layout: Layout) -> Summary:
     """Score the held-out test split; write metrics/eval.json and plots."""
     from rmcore.evaluate import run_evaluation
 
-    return run_evaluation(params.eval, layout)
+    return run_evaluation(params.eval, layout, params.model.trust_remote_code)
 
 
 def register(params: Params, layout: Layout) -> Summary:
     """Log the run to MLflow, register the model, move the champion alias if it wins."""
-    import json
-
     from rmcore.registry import register_model
 
     summary = register_model(params, layout)

@@ -225,12 +225,13 @@ def _loop(run: Run) -> None:
     bar.close()
 
 
-def reward_stats(model_dir: Path, val: PackedGroups, data: PackedGroups, device: Any) -> dict:
+def reward_stats(model_dir: Path, run: Run) -> dict:
     """Mean and std of the saved model's rewards on the validation split (train if empty)."""
-    split, pack = ("validation", val) if len(val) else ("train", data)
-    if not len(val):
+    split, pack = ("validation", run.val) if len(run.val) else ("train", run.data)
+    if not len(run.val):
         log.warning("validation split is empty; reward stats come from the train split")
-    model = load_reward_model(model_dir, device=device)
+    device = run.acc.device
+    model = load_reward_model(model_dir, device, run.params.model.trust_remote_code)
     rewards = np.concatenate(score_groups(model, pack, batch_size=32, device=device))
     return {
         "mean": float(rewards.mean()),
@@ -278,7 +279,7 @@ def _write_outputs(run: Run, layout: Layout, wall_start: float, resumed_from: in
                 shutil.copytree(run.ckpts.root / run.state.best_dir, target)
             else:
                 unwrapped(run.acc, run.model).save_pretrained(target, state_dict=state_dict)
-            stats = reward_stats(target, run.val, run.data, run.acc.device)
+            stats = reward_stats(target, run)
             set_reward_stats(target, stats)
         summary = _summary(run, wall_start, resumed_from, stats)
         atomic.write_text(layout.train_metrics, json.dumps(summary, indent=2) + "\n")

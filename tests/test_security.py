@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from rmcore.config import ConfigError, ModelConfig, TokenizeConfig
-from rmcore.model import build_reward_model, load_reward_model
+from rmcore.model import META_FILE, build_reward_model, load_reward_model
 from tests.conftest import REPO_ROOT
 from tests.tiny import make_tiny_bert
 
@@ -125,3 +125,16 @@ def test_code_beside_a_known_model_type_is_ignored(backbone: Path, tmp_path: Pat
     loaded = build_reward_model(ModelConfig(name=str(model)))
     assert type(loaded.backbone).__module__.startswith("transformers.models.bert")
     assert not (model / "ran-remote-code").exists()
+
+
+def test_a_reward_model_that_needs_its_own_code_loads_only_on_opt_in(
+    reward_model: Path, tmp_path: Path
+) -> None:
+    """The directory's rmpipe.json cannot turn trust_remote_code on by itself."""
+    model = tmp_path / "remote"
+    shutil.copytree(reward_model, model)
+    meta = json.loads((model / META_FILE).read_text())
+    (model / META_FILE).write_text(json.dumps({**meta, "trust_remote_code": True}))
+    with pytest.raises(ConfigError, match=r"model.trust_remote_code: true"):
+        load_reward_model(model)
+    assert load_reward_model(model, trust_remote_code=True).trust_remote_code is True
