@@ -149,10 +149,16 @@ class TrainConfig(_Section):
     )
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
     length_grouping: bool = Field(True, description="Batch groups of similar length.")
-    share_prefix: bool = Field(
-        False,
-        description="Decoders: one copy of the prompt per group (exact for causal models). "
-        "Not implemented yet; must be false.",
+    packing: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Padding-free batches: all sequences of a micro-batch in one row, attention "
+        "kept within each (rmcore.packing). auto: on CPU where the backbone allows it.",
+    )
+    share_prefix: Literal["auto"] | bool = Field(
+        "auto",
+        description="One copy of a group's prompt, its k completions after it, each seeing the "
+        "prompt and itself only. Exact for causal models (auto: on for decoders scored on the "
+        "last token); refused for encoders, whose prompt tokens would see the completions.",
     )
     eval_every: int = Field(0, ge=0, description="Validate every N steps (0: end of epoch).")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: end of epoch).")
@@ -163,12 +169,6 @@ class TrainConfig(_Section):
     distributed: Literal["ddp", "fsdp"] = Field(
         "ddp", description="Strategy when launched with several processes (torchrun/accelerate)."
     )
-
-    @model_validator(mode="after")
-    def _supported(self) -> TrainConfig:
-        if self.share_prefix:
-            raise ValueError("share_prefix is not implemented yet; set train.share_prefix: false")
-        return self
 
 
 class EvalConfig(_Section):
