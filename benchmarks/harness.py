@@ -13,6 +13,7 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +63,27 @@ def source(data_dir: Path, kind: str) -> dict[str, Any]:
 
 
 def make_params(
-    kind: str, data_dir: Path, model: str, max_length: int, train: dict[str, Any]
+    kind: str,
+    data_dir: Path,
+    model: str,
+    max_length: int,
+    train: dict[str, Any],
+    overrides: Sequence[str] = (),
 ) -> Params:
-    raw = {
+    """rmcore's defaults, with the benchmark's data, model and train settings, then
+    `overrides` (`section.key=value`, value in YAML)."""
+    import yaml
+
+    raw: dict[str, Any] = {
         "data": {"sources": [source(data_dir, kind)], "split": HELDOUT_SPLIT},
         "tokenize": {"max_length": max_length},
         "model": {"name": model},
-        "train": train,
+        "train": dict(train),
     }
+    for item in overrides:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        raw.setdefault(section, {})[name] = yaml.safe_load(value)
     return parse_params(raw, "<benchmark>")
 
 
@@ -81,7 +95,7 @@ def prepare(params: Params, root: Path) -> tuple[Layout, dict[str, Any]]:
     report = stages.tokenize(params, layout)
     seconds = time.perf_counter() - start
     totals = report["totals"]
-    pairs = sum(_pairs(load_tokenized(layout, s)) for s in report["splits"])
+    pairs = sum(count_pairs(load_tokenized(layout, s)) for s in report["splits"])
     return layout, {
         "tokenize_groups": totals["groups"],
         "tokenize_pairs": pairs,
@@ -90,7 +104,8 @@ def prepare(params: Params, root: Path) -> tuple[Layout, dict[str, Any]]:
     }
 
 
-def _pairs(ds: datasets.Dataset) -> int:
+def count_pairs(ds: datasets.Dataset) -> int:
+    """Pairs of different rank in all groups of a tokenised split."""
     return sum(pair_count(r) for r in ds["ranks"]) if len(ds) else 0
 
 

@@ -59,6 +59,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--trl-bf16-steps", type=int, default=2, help="steps of TRL's bf16 default")
     p.add_argument("--skip-trl", action="store_true", help="only our trainer")
+    p.add_argument(
+        "--ours-set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="change one of our params (e.g. model.dropout=null, train.packing=off)",
+    )
     p.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     args = p.parse_args(argv)
     quick = args.quick
@@ -134,7 +141,9 @@ def heldout_accuracy(model: RewardModel, heldout: datasets.Dataset, device: str)
 
 def run_ours(args: argparse.Namespace, data: dict, model: str) -> dict[str, Any]:
     train_cfg = {"batch_size": args.batch, "lr": args.lr, "epochs": args.epochs, "seed": args.seed}
-    params = h.make_params(data["kind"], args.data, model, args.max_length, train_cfg)
+    params = h.make_params(
+        data["kind"], args.data, model, args.max_length, train_cfg, args.ours_set
+    )
     load_before = os.getloadavg()[0]
     metrics = stages.train(params, data["project"])
     trained = load_reward_model(data["project"].model_dir, device=args.device)
@@ -315,6 +324,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "epochs": args.epochs,
             "seed": args.seed,
             "quick": args.quick,
+            "ours_set": args.ours_set,
         }
         result["details"] = {"ours": ours, "trl": trl, "environment": env}
         result["wall_s"] = round(time.perf_counter() - start, 1)

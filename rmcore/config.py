@@ -121,7 +121,13 @@ class ModelConfig(_Section):
         "encoders, last token for decoders); other poolings add a separate head.",
     )
     trust_remote_code: bool = Field(False, description="Allow code from the model repository.")
-    dropout: float | None = Field(None, ge=0, lt=1, description="Override backbone dropout.")
+    dropout: float | None = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Every dropout probability of the backbone. 0 (default, as TRL does) "
+        "turns dropout off, which trains about 20% faster on CPU; null keeps the backbone's.",
+    )
 
 
 class LossConfig(_Section):

@@ -40,14 +40,16 @@ class Segments:
     """The N sequences of a packed row [1, S] and how attention sees them.
 
     bounds: [start, end) of each sequence in the row. index [N, L]: row position of each
-    sequence's t-th token (S, a zero row, past its end). valid [N, L]: t < length.
-    masks [N, L, L] bool (True = may attend), or None: each sequence sees all of itself
-    (causally in a causal model).
+    sequence's t-th token (past its end: its first token, masked out as a key and dropped as
+    a query, so it gets no gradient). valid [N, L]: t < length; flat_valid: the flat indices
+    of the valid entries, in row order. masks [N, L, L] bool (True = may attend), or None:
+    each sequence sees all of itself (causally in a causal model).
     """
 
     bounds: list[tuple[int, int]]
     index: torch.Tensor  # [N, L] int64
     valid: torch.Tensor  # [N, L] bool
+    flat_valid: torch.Tensor  # [S] int64
     masks: torch.Tensor | None = None  # [N, L, L] bool
     _cache: dict[bool, torch.Tensor] = field(default_factory=dict, repr=False)
 
@@ -61,7 +63,7 @@ class Segments:
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         offsets = np.arange(width)[None, :]  # [1, L]
         valid = offsets < np.asarray(lengths)[:, None]  # [N, L]
-        index = np.where(valid, starts[:, None] + offsets, int(sum(lengths)))
+        index = np.where(valid, starts[:, None] + offsets, starts[:, None])
         full = None
         if masks is not None:
             blocks = np.zeros((n, width, width), dtype=bool)
@@ -70,11 +72,13 @@ class Segments:
                 blocks[i, : len(mask), : len(mask)] = mask
             full = torch.from_numpy(blocks)
         bounds = [(int(s), int(s + n)) for s, n in zip(starts, lengths, strict=True)]
-        return cls(bounds, torch.from_numpy(index), torch.from_numpy(valid), full)
+        flat_valid = torch.from_numpy(np.flatnonzero(valid))
+        return cls(bounds, torch.from_numpy(index), torch.from_numpy(valid), flat_valid, full)
 
     def to(self, device: torch.device | str) -> Segments:
+        index, valid, flat = (t.to(device) for t in (self.index, self.valid, self.flat_valid))
         masks = None if self.masks is None else self.masks.to(device)
-        return Segments(self.bounds, self.index.to(device), self.valid.to(device), masks)
+        return Segments(self.bounds, index, valid, flat, masks)
 
     def attn_mask(self, causal: bool) -> torch.Tensor:
         """[N, 1, L or 1, L] bool mask for SDPA, built once per batch and reused by layers."""
@@ -92,10 +96,8 @@ class Segments:
 
 
 def _gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """[1, H, S, D] packed -> [N, H, L, D] padded (zeros past each sequence's end)."""
-    flat = x[0].transpose(0, 1)  # [S, H, D]
-    flat = torch.cat([flat, flat.new_zeros(1, *flat.shape[1:])])  # [S + 1, H, D]
-    return flat[index].transpose(1, 2)  # [N, H, L, D]
+    """[1, H, S, D] packed -> [N, H, L, D] padded (a view of [N, L, H, D] rows)."""
+    return x[0].transpose(0, 1)[index].transpose(1, 2)
 
 
 def packed_attention(
@@ -130,7 +132,9 @@ def packed_attention(
         dropout_p=dropout,
         scale=scaling,
     )  # [N, H, L, D]
-    return out.transpose(1, 2)[segments.valid][None], None  # [1, S, H, D]
+    n, heads, width, dim = out.shape
+    rows = out.transpose(1, 2).reshape(n * width, heads, dim)  # [N*L, H, D]
+    return rows.index_select(0, segments.flat_valid)[None], None  # [1, S, H, D]
 
 
 AttentionInterface.register(PACKED_ATTENTION, packed_attention)
