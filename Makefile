@@ -8,6 +8,8 @@ PY          := $(VENV)/bin/python
 #   make run TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC  ?= torch==2.13.0
 PYTEST_ARGS ?=
+# Extra arguments of the pipeline flow, e.g. make run RUN_ARGS="--set train.epochs=2"
+RUN_ARGS    ?=
 
 # Offline, no telemetry, all state inside the project.
 export HF_HUB_OFFLINE ?= 1
@@ -22,6 +24,8 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PREFECT_LOGGING_EXTRA_LOGGERS := rmcore
+# rmcore logs outside a flow run (tests, plain CLI) stay local instead of warning
+export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW := ignore
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: run test lint venv venv-dev clean
@@ -40,8 +44,10 @@ $(VENV)/.stamp-dev: $(VENV)/.stamp-base
 venv: $(VENV)/.stamp-base
 venv-dev: $(VENV)/.stamp-dev
 
+# The whole pipeline through the Prefect flow (a temporary local Prefect server unless
+# PREFECT_API_URL is set), then `dvc push` to the default DVC remote.
 run: venv
-	$(PY) -m flows.pipeline
+	$(PY) -m flows.pipeline $(RUN_ARGS)
 
 test: venv-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

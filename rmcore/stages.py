@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from rmcore.atomic import write_text
 from rmcore.config import Params
 from rmcore.paths import Layout
 
@@ -45,8 +46,7 @@ def tokenize(params: Params, layout: Layout) -> Summary:
     meta = tok.tokenizer_meta(tokenizer, params.model.name, params.tokenize)
     tok.write_meta(layout, meta)
     report = {**meta, "splits": splits, "totals": tok.totals(splits)}
-    layout.tokenize_report.parent.mkdir(parents=True, exist_ok=True)
-    layout.tokenize_report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_text(layout.tokenize_report, json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -59,12 +59,20 @@ def train(params: Params, layout: Layout) -> Summary:
 
 def evaluate(params: Params, layout: Layout) -> Summary:
     """Score the held-out test split; write metrics/eval.json and plots."""
-    raise NotImplementedError("evaluate stage")
+    from rmcore.evaluate import run_evaluation
+
+    return run_evaluation(params.eval, layout)
 
 
 def register(params: Params, layout: Layout) -> Summary:
     """Log the run to MLflow, register the model, move the champion alias if it wins."""
-    raise NotImplementedError("register stage")
+    import json
+
+    from rmcore.registry import register_model
+
+    summary = register_model(params, layout)
+    write_text(layout.registration, json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 STAGES: dict[str, Callable[[Params, Layout], Summary]] = {

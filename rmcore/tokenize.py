@@ -32,7 +32,8 @@ import numpy as np
 import pyarrow as pa
 from transformers import PreTrainedTokenizerBase
 
-from rmcore.config import TokenizeConfig
+from rmcore.atomic import atomic_path, write_text
+from rmcore.config import ConfigError, TokenizeConfig
 from rmcore.model import end_token_id, start_token_ids
 from rmcore.paths import Layout
 
@@ -256,13 +257,36 @@ def _counts(ds: datasets.Dataset) -> dict[str, Any]:
     }
 
 
+def minimal_sequence(tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) -> tuple[int, int]:
+    """Tokens of the shortest possible sequence, (prompt part, completion part): a one-word
+    user turn and a one-word completion, with every special and template token around them."""
+    fmt = _Formatter(tokenizer, cfg)
+    messages = [{"role": "user", "content": "a"}]
+    texts = fmt.prompt_texts([messages])
+    prompt = fmt.prompt_ids(texts)[0]
+    completion = fmt.encode(fmt.completion_texts([messages], texts, [["a"]]))[0]
+    if not completion or completion[-1] != fmt.end:
+        completion = [*completion, fmt.end]
+    return len(prompt), len(completion)
+
+
 def check_max_length(tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) -> None:
-    """Refuse a max_length beyond what the backbone's positions allow."""
+    """Refuse a max_length the backbone's positions cannot hold, or too short for the
+    tokenizer's own special and template tokens plus one prompt and one completion token."""
     limit = tokenizer.model_max_length
     if limit < 1_000_000 and cfg.max_length > limit:
-        raise ValueError(
+        raise ConfigError(
             f"tokenize.max_length {cfg.max_length} exceeds the model's limit of {limit} "
             f"tokens ({tokenizer.name_or_path}); lower it"
+        )
+    prompt, completion = minimal_sequence(tokenizer, cfg)
+    if cfg.max_length < prompt + completion:
+        template = "chat template" if uses_chat_template(tokenizer, cfg) else "plain template"
+        raise ConfigError(
+            f"tokenize.max_length is {cfg.max_length} but needs at least {prompt + completion} "
+            f"for {tokenizer.name_or_path}: with its special tokens and {template}, a one-word "
+            f"prompt takes {prompt} tokens and a one-word completion with its end token "
+            f"{completion}; anything shorter would cut template tokens. Raise tokenize.max_length"
         )
 
 
@@ -291,14 +315,14 @@ def tokenizer_meta(
 
 def save_tokenized(ds: datasets.Dataset, layout: Layout, split: str) -> Path:
     path = layout.tokenized / split
-    # An empty split would be saved as zero shards, which load_from_disk cannot read back.
-    ds.save_to_disk(str(path), num_shards=1 if len(ds) == 0 else None)
+    with atomic_path(path) as tmp:
+        # An empty split would be saved as zero shards, which load_from_disk cannot read back.
+        ds.save_to_disk(str(tmp), num_shards=1 if len(ds) == 0 else None)
     return path
 
 
 def write_meta(layout: Layout, meta: dict[str, Any]) -> None:
-    layout.tokenized.mkdir(parents=True, exist_ok=True)
-    (layout.tokenized / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_text(layout.tokenized / META_FILE, json.dumps(meta, indent=2) + "\n")
 
 
 def read_meta(layout: Layout) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 
+from rmcore import atomic
 from rmcore.batching import (
     Batch,
     BatchLayout,
@@ -292,19 +293,16 @@ def _write_outputs(run: Run, layout: Layout, wall_start: float, resumed_from: in
     state_dict = run.acc.get_state_dict(run.model)
     summary: dict[str, Any] = {}
     if run.acc.is_main_process:
-        target = layout.model_dir
-        shutil.rmtree(target, ignore_errors=True)
-        if run.params.train.keep_best and run.state.best_dir:
-            shutil.copytree(run.ckpts.root / run.state.best_dir, target)
-        else:
-            unwrapped(run.acc, run.model).save_pretrained(target, state_dict=state_dict)
-        stats = reward_stats(target, run.val, run.data, run.acc.device)
-        set_reward_stats(target, stats)
+        with atomic.atomic_path(layout.model_dir) as target:  # never a half-written model
+            if run.params.train.keep_best and run.state.best_dir:
+                shutil.copytree(run.ckpts.root / run.state.best_dir, target)
+            else:
+                unwrapped(run.acc, run.model).save_pretrained(target, state_dict=state_dict)
+            stats = reward_stats(target, run.val, run.data, run.acc.device)
+            set_reward_stats(target, stats)
         summary = _summary(run, wall_start, resumed_from, stats)
-        layout.train_metrics.parent.mkdir(parents=True, exist_ok=True)
-        layout.train_metrics.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        layout.train_steps.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(run.state.history).to_csv(layout.train_steps, index=False)
+        atomic.write_text(layout.train_metrics, json.dumps(summary, indent=2) + "\n")
+        atomic.write_text(layout.train_steps, pd.DataFrame(run.state.history).to_csv(index=False))
     run.acc.wait_for_everyone()
     return summary
 

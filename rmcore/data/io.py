@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rmcore.atomic import atomic_path
 from rmcore.data.records import IngestError
 from rmcore.data.schema import GROUP_SCHEMA, SPLITS, RankedGroup
 from rmcore.paths import Layout
@@ -23,7 +24,8 @@ def write_splits(groups: list[RankedGroup], layout: Layout) -> dict[str, int]:
     counts = {}
     for split in SPLITS:
         rows = [g for g in groups if g.split == split]
-        pq.write_table(groups_table(rows), layout.split_file(split))
+        with atomic_path(layout.split_file(split)) as tmp:
+            pq.write_table(groups_table(rows), tmp)
         counts[split] = len(rows)
     return counts
 

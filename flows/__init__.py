@@ -1,0 +1,1 @@
+"""Orchestration of the dvc.yaml pipeline with Prefect: flow, tasks, deployments."""

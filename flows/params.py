@@ -1,0 +1,172 @@
+"""Apply a params file and `key=value` overrides to the project's params.yaml.
+
+The DVC way, as `dvc exp run --set-param` does it: the values land in the workspace's
+params.yaml (comments and layout kept by ruamel.yaml), so `dvc.lock` records them for each
+stage that reads them and the stages (and their MLflow runs) see exactly what DVC tracked.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterable, MutableMapping, MutableSequence
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+PARAMS_FILE = "params.yaml"
+
+# Checks the merged params (a plain dict) before they are written; raises on bad values.
+Validator = Callable[[dict[str, Any], str], Any]
+
+
+class ParamsError(ValueError):
+    """A params file or override that cannot be applied; the message says which and why."""
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round-trip: keeps comments, key order and scalar spelling
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    # `null` stays `null` (ruamel would write an empty value)
+    yaml.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return yaml
+
+
+def _load(path: Path) -> Any:
+    try:
+        data = _yaml().load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"params file not found: {path}") from None
+    except YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        data = _yaml().load("{}")
+    if not isinstance(data, MutableMapping):
+        raise ParamsError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _dump(data: Any) -> str:
+    buf = io.StringIO()
+    _yaml().dump(data, buf)
+    return buf.getvalue()
+
+
+def parse_override(text: str) -> tuple[list[str], Any, bool]:
+    """`a.b.0.c=value` -> (["a", "b", "0", "c"], value, add); a leading `+` adds a new key.
+
+    The value is parsed as YAML, so `2` is an int, `5e-5` a float, and
+    `[{path: x.jsonl, format: pairwise}]` a list of mappings.
+    """
+    key, sep, raw = text.partition("=")
+    add = key.startswith("+")
+    key = key.lstrip("+").strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ParamsError(f"override {text!r}: expected KEY=VALUE, e.g. train.epochs=2")
+    try:
+        value = _yaml().load(raw) if raw.strip() else None
+    except YAMLError as exc:
+        raise ParamsError(f"override {text!r}: value is not valid YAML: {exc}") from None
+    return key.split("."), _plain_floats(value), add
+
+
+def _plain_floats(value: Any) -> Any:
+    """Floats as Python floats, so they are written `0.0001`, not `1e-4` as typed.
+
+    `1e-4` is a float in YAML 1.2 (DVC, ruamel) but a string in YAML 1.1 (PyYAML).
+    """
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, MutableMapping):
+        for key in value:
+            value[key] = _plain_floats(value[key])
+    elif isinstance(value, MutableSequence):
+        for i, item in enumerate(value):
+            value[i] = _plain_floats(item)
+    return value
+
+
+def _child(node: Any, part: str, where: str) -> Any:
+    if isinstance(node, MutableMapping):
+        if part not in node:
+            raise ParamsError(f"{where}: no key {part!r} (present: {', '.join(map(str, node))})")
+        return node[part]
+    if isinstance(node, MutableSequence):
+        if not part.isdigit() or int(part) >= len(node):
+            raise ParamsError(f"{where}: {part!r} is not an index of a list of {len(node)}")
+        return node[int(part)]
+    raise ParamsError(f"{where}: cannot descend into a {type(node).__name__}")
+
+
+def set_param(data: Any, override: str, source: str) -> tuple[str, Any, Any]:
+    """Apply one override in place; return (key, old value, new value)."""
+    path, value, add = parse_override(override)
+    where = f"override {override!r} on {source}"
+    node = data
+    for part in path[:-1]:
+        node = _child(node, part, where)
+    last = path[-1]
+    if isinstance(node, MutableMapping):
+        if last not in node and not add:
+            raise ParamsError(
+                f"{where}: no key {last!r} under {'.'.join(path[:-1]) or 'the top level'}; "
+                f"check the spelling, or write +{'.'.join(path)}=... to add a new key"
+            )
+        old = node.get(last)
+        node[last] = value
+    else:
+        old = _child(node, last, where)
+        node[int(last)] = value
+    return ".".join(path), old, value
+
+
+def _plain(data: Any) -> dict[str, Any]:
+    """ruamel's commented containers as plain Python values (for validators)."""
+    import yaml
+
+    plain = yaml.safe_load(_dump(data))
+    return plain if isinstance(plain, dict) else {}
+
+
+def apply_params(
+    root: Path,
+    params_file: str | os.PathLike[str] | None = None,
+    overrides: Iterable[str] = (),
+    validate: Validator | None = None,
+) -> list[str]:
+    """Make `root/params.yaml` the run's params; return a line per changed value.
+
+    `params_file` (if given) replaces params.yaml's content; `overrides` are then applied on
+    top. The merged params are validated before anything is written, and the file is replaced
+    atomically, so a rejected run leaves params.yaml as it was.
+    """
+    target = root / PARAMS_FILE
+    overrides = list(overrides)
+    if params_file is None and not overrides:
+        return []  # params.yaml as it is: not even re-written
+    source = Path(params_file) if params_file else target
+    if not source.is_absolute() and not source.exists():
+        source = root / source
+    data = _load(source)
+    changes: list[str] = []
+    for override in overrides:
+        key, old, new = set_param(data, override, str(source))
+        changes.append(f"{key}: {old!r} -> {new!r}")
+    values = _plain(data)
+    if target.exists() and values == _plain(_load(target)):
+        return []  # same values: the file (and its spelling of them) stays as it is
+    if validate is not None:
+        validate(values, str(target))
+    text = _dump(data)
+    if source.resolve() != target.resolve():
+        changes.insert(0, f"params.yaml <- {source}")
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return changes

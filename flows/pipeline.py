@@ -1,0 +1,240 @@
+"""The Prefect flow: one task per dvc.yaml stage, in DVC's graph order, then `dvc push`.
+
+DVC decides what is stale (`dvc status <stage>`) and reproduces it (`dvc repro -s <stage>`),
+so after a run `dvc status` is clean and `dvc repro` does nothing; Prefect adds retries,
+logs, a per-stage table artifact, schedules and workers.
+
+    python -m flows.pipeline [--params PATH] [--set train.epochs=2 ...] [--retries N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dvc.exceptions import DvcException
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run, task_run
+
+from flows import report
+from flows.dvc_graph import StageFailed, default_remote, pipeline_stages, reproduce, run_dvc
+from flows.dvc_graph import stage_changes as dvc_stage_changes
+from flows.launch import launch, launched_command, launcher_for
+from flows.lock import project_lock
+from flows.params import ParamsError, Validator, apply_params
+from rmcore.config import ConfigError
+
+RETRIES_ENV = "RMPIPE_RETRIES"
+RETRY_DELAY_ENV = "RMPIPE_RETRY_DELAY"
+LOCK_TIMEOUT_ENV = "RMPIPE_LOCK_TIMEOUT"
+DEFAULTS = {RETRIES_ENV: 1.0, RETRY_DELAY_ENV: 10.0, LOCK_TIMEOUT_ENV: 900.0}
+USAGE_ERROR = 2  # exit status of a command rejecting its params: retrying cannot help
+
+
+def _setting(value: float | None, env: str) -> float:
+    """A flow parameter, else the environment variable, else the default."""
+    if value is not None:
+        return float(value)
+    raw = os.environ.get(env)
+    try:
+        return float(raw) if raw else DEFAULTS[env]
+    except ValueError:
+        raise ParamsError(f"{env}={raw!r}: expected a number") from None
+
+
+def _retryable(_task: Any, _run: Any, state: Any) -> bool:
+    """Retry a failed stage unless its command rejected its params (exit status 2)."""
+    exc = getattr(state, "data", None)
+    return not (isinstance(exc, StageFailed) and exc.exit_status == USAGE_ERROR)
+
+
+@task(name="dvc-stage", task_run_name="{name}", cache_policy=NO_CACHE, persist_result=False)
+def run_stage(root: str, name: str, cmd: str) -> dict[str, Any]:
+    """Reproduce one stage through DVC if `dvc status` says it changed; else skip it."""
+    logger = get_run_logger()
+    attempt = task_run.run_count or 1
+    changes = dvc_stage_changes(Path(root), name)
+    if not changes:
+        logger.info("stage %r is up to date (dvc status clean): skipped", name)
+        return report.stage_row(name, report.UP_TO_DATE, attempt - 1)
+    reason = " | ".join(changes)
+    launcher = launcher_for(name)
+    how = f"under {launcher}" if launcher else f"dvc repro -s {name}"
+    logger.info("stage %r changed (%s): %s (attempt %d)", name, reason, how, attempt)
+    log_line = lambda line: logger.info("%s | %s", name, line)  # noqa: E731
+    try:
+        if launcher:
+            outcome = launch(Path(root), name, cmd, launcher, log_line)
+            reason = f"{reason} | launched: {launcher}"
+        else:
+            outcome = reproduce(Path(root), name, log_line)
+    except StageFailed as exc:
+        exc.attempts = attempt
+        raise
+    result = report.RESTORED if outcome.restored else report.RAN
+    logger.info("stage %r %s in %.1fs", name, result, outcome.seconds)
+    return report.stage_row(name, result, attempt, outcome.seconds, reason)
+
+
+@task(name="dvc-push", cache_policy=NO_CACHE, persist_result=False)
+def push_outputs(root: str) -> str:
+    """`dvc push` to the default remote: the cached data and model leave this machine."""
+    logger = get_run_logger()
+    remote = default_remote(Path(root))
+    if remote is None:
+        logger.warning("no default DVC remote configured (dvc remote add -d ...): not pushed")
+        return "skipped: no default DVC remote"
+    rc, tail = run_dvc(Path(root), ["push"], lambda line: logger.info("dvc push | %s", line))
+    if rc != 0:
+        raise RuntimeError(f"dvc push to remote {remote!r} failed ({rc}):\n" + "\n".join(tail))
+    return f"remote {remote!r}: {tail[-1] if tail else 'done'}"
+
+
+def _rmcore_validator() -> Validator:
+    from rmcore.config import parse_params
+
+    return parse_params
+
+
+def _run_stages(root: Path, retries: int, delay: float) -> list[dict[str, Any]]:
+    """Every stage in graph order; on failure the table so far is published, then re-raised."""
+    stages = pipeline_stages(root)
+    if not stages:
+        raise RuntimeError(f"{root}: dvc.yaml has no stages to run")
+    get_run_logger().info("stages in DVC graph order: %s", " -> ".join(s.name for s in stages))
+    for stage in stages:  # a launcher that cannot apply fails the run before any stage
+        if launcher := launcher_for(stage.name):
+            launched_command(stage.cmd, launcher)
+    stage_task = run_stage.with_options(
+        retries=retries, retry_delay_seconds=delay, retry_condition_fn=_retryable
+    )
+    rows: list[dict[str, Any]] = []
+    for position, stage in enumerate(stages):
+        try:
+            rows.append(stage_task(str(root), stage.name, stage.cmd))
+        except Exception as exc:
+            if isinstance(exc, StageFailed):
+                attempts, why = exc.attempts, f"exit status {exc.exit_status}"
+            else:
+                attempts, why = 1, f"{type(exc).__name__}: {str(exc)[:200]}"
+            rows.append(report.stage_row(stage.name, report.FAILED, attempts, 0.0, why))
+            rows += [report.stage_row(s.name, report.NOT_RUN) for s in stages[position + 1 :]]
+            _publish_table(rows)
+            raise
+    return rows
+
+
+def _publish_table(rows: list[dict[str, Any]]) -> None:
+    get_run_logger().info("pipeline stages:\n%s", report.table_text(rows))
+    create_table_artifact(
+        table=rows, key="pipeline-stages", description="What each dvc.yaml stage did in this run"
+    )
+
+
+@flow(name="reward-model-pipeline")
+def pipeline(
+    root: str = ".",
+    params: str | None = None,
+    overrides: list[str] | None = None,
+    retries: int | None = None,
+    retry_delay: float | None = None,
+    push: bool = True,
+    lock_timeout: float | None = None,
+    validate_params: bool = True,
+) -> dict[str, Any]:
+    """Run the dvc.yaml pipeline of `root` stage by stage, then push its outputs.
+
+    params: a params file that becomes root/params.yaml for this run; overrides: KEY=VALUE
+    (`+KEY=VALUE` adds a key) applied on top. retries / retry_delay per stage (default
+    $RMPIPE_RETRIES or 1, $RMPIPE_RETRY_DELAY or 10 s); lock_timeout: how long to wait for
+    another run of this project ($RMPIPE_LOCK_TIMEOUT or 900 s). validate_params checks
+    the params against rmcore's schema before they are written.
+    """
+    logger = get_run_logger()
+    project = Path(root).resolve()
+    n_retries = int(_setting(retries, RETRIES_ENV))
+    delay = _setting(retry_delay, RETRY_DELAY_ENV)
+    wait = _setting(lock_timeout, LOCK_TIMEOUT_ENV)
+    with project_lock(project, wait, run_label=str(flow_run.name or "")):
+        validator = _rmcore_validator() if validate_params else None
+        changes = apply_params(project, params, overrides or [], validator)
+        for change in changes:
+            logger.info("params.yaml: %s", change)
+        rows = _run_stages(project, n_retries, delay)
+        _publish_table(rows)
+        pushed = (
+            push_outputs.with_options(retries=n_retries, retry_delay_seconds=delay)(str(project))
+            if push
+            else "skipped (push disabled)"
+        )
+    summary: dict[str, Any] = {
+        "root": str(project),
+        "stages": rows,
+        "verdict": report.verdict(rows),
+        "params_changes": changes,
+        "push": pushed,
+        "results": report.results(project),
+    }
+    logger.info("%s", report.summary_text(summary, with_table=False))
+    create_markdown_artifact(report.markdown(summary), key="pipeline-results")
+    return summary
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m flows.pipeline", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    add = parser.add_argument
+    add("--root", default=".", help="DVC project root (default: current directory)")
+    add("--params", help="params file to use as the project's params.yaml for this run")
+    add(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a param, e.g. train.epochs=2 (value in YAML; +KEY=VALUE adds a key)",
+    )
+    add("--retries", type=int, help=f"retries per stage (default ${RETRIES_ENV} or 1)")
+    add("--retry-delay", type=float, help=f"seconds between retries (${RETRY_DELAY_ENV} or 10)")
+    add("--lock-timeout", type=float, help=f"wait for another run (${LOCK_TIMEOUT_ENV} or 900)")
+    add("--no-push", dest="push", action="store_false", help="skip `dvc push` at the end")
+    add(
+        "--no-validate",
+        dest="validate_params",
+        action="store_false",
+        help="do not check params against rmcore's schema (for other DVC projects)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the flow from the command line; print the stage table and where results are."""
+    args = _parser().parse_args(argv)
+    try:
+        summary = pipeline(
+            root=args.root,
+            params=args.params,
+            overrides=args.overrides,
+            retries=args.retries,
+            retry_delay=args.retry_delay,
+            push=args.push,
+            lock_timeout=args.lock_timeout,
+            validate_params=args.validate_params,
+        )
+    # Expected failures (a stage, the lock, bad params, DVC, push): a message, no traceback.
+    except (RuntimeError, ParamsError, ConfigError, DvcException) as exc:
+        cause = f"\n  because: {exc.__cause__}" if exc.__cause__ else ""
+        print(f"\npipeline failed: {exc}{cause}", file=sys.stderr)
+        return 1
+    print(report.summary_text(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

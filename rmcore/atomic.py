@@ -1,0 +1,90 @@
+"""Outputs written whole or not at all.
+
+A stage killed mid-write (SIGKILL, disk full, power cut of the process) must not leave a
+truncated `metrics/eval.json` or Parquet split that the next stage reads as a good one. Every
+output is written to a hidden sibling (`.<name>.tmp`) and renamed onto its path only once it is
+complete: `os.replace` is atomic on POSIX, so readers see the old output or the new one.
+
+The temporary name is fixed, so the leftover of a killed run is overwritten by the next one
+(and DVC removes stage outputs before it runs a stage anyway).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+
+def temp_sibling(path: Path) -> Path:
+    """Where `path` is written before it is moved into place."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _swap(tmp: Path, path: Path) -> None:
+    """Move `tmp` onto `path`; a directory replaces a directory (old one removed after)."""
+    if not (tmp.is_dir() and path.is_dir()):
+        os.replace(tmp, path)
+        return
+    old = path.with_name(f".{path.name}.old")
+    _remove(old)
+    os.replace(path, old)  # between these two renames `path` is absent, never partial
+    os.replace(tmp, path)
+    _remove(old)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary sibling of `path` to write one file or directory into.
+
+    When the block ends normally it replaces `path`; when it raises, it is removed and `path`
+    is left as it was. An OSError without a file name (a failed `write()`) gets `path`, so
+    disk-full and permission errors name the output they hit.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(path)
+    _remove(tmp)
+    try:
+        yield tmp
+        _swap(tmp, path)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def _remove_quietly(path: Path) -> None:
+    with suppress(OSError):  # the original error matters more than a failed clean-up
+        _remove(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically, flushed to disk before the rename.
+
+    A path that is neither a file nor a directory (`/dev/stdout`, a named pipe) is written
+    directly: renaming onto it would replace the device or pipe itself.
+    """
+    path = Path(path)
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        with path.open("w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        return path
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path

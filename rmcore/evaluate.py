@@ -1,0 +1,156 @@
+"""The evaluate stage: score the held-out test split, write metrics/eval.json and plots.
+
+Rewards come from `rmcore.batching.score_groups`, which does not depend on batch size or
+padding; the metrics are pure functions in `rmcore.metrics`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+
+from rmcore import atomic, fingerprint, plots
+from rmcore.config import EvalConfig
+from rmcore.metrics import GroupScores, calibration, core_metrics, evaluation_metrics, ranked_pairs
+from rmcore.paths import Layout
+
+log = logging.getLogger(__name__)
+
+SPLIT = "test"
+
+
+def eval_plots_dir(layout: Layout) -> Path:
+    return layout.plots / "eval"
+
+
+def calibration_csv(layout: Layout) -> Path:
+    return layout.plots / "eval_calibration.csv"
+
+
+def length_csv(layout: Layout) -> Path:
+    return layout.plots / "eval_length_buckets.csv"
+
+
+def _list_lengths(column: Any) -> np.ndarray:
+    return np.asarray(pc.list_value_length(column).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def score_test_split(cfg: EvalConfig, layout: Layout, device: str) -> tuple[GroupScores, str]:
+    """Rewards of every completion of the tokenised test split, and the split's hash."""
+    from rmcore.batching import score_groups
+    from rmcore.model import load_reward_model
+    from rmcore.tokenize import load_tokenized
+
+    dataset = load_tokenized(layout, SPLIT)
+    if len(dataset) == 0:
+        raise ValueError(f"{layout.tokenized / SPLIT} has no groups; nothing to evaluate")
+    model = load_reward_model(layout.model_dir, device=device)
+    rewards = score_groups(model, dataset, cfg.batch_size, device)  # G arrays of [k]
+    table = dataset.with_format("arrow")[:]
+    comp_lengths = _list_lengths(pc.list_flatten(table["completion_ids"]))  # [N]
+    sizes = _list_lengths(table["completion_ids"])  # [G]
+    ranks = table["ranks"].to_pylist()
+    group_ids = table["group_id"].to_pylist()
+    scores = GroupScores.from_groups(
+        rewards=[np.asarray(r, dtype=np.float64) for r in rewards],
+        ranks=ranks,
+        lengths=np.split(comp_lengths, np.cumsum(sizes)[:-1]),
+        prompt_lengths=_list_lengths(table["prompt_ids"]),
+        sources=table["source"].to_pylist(),
+    )
+    return scores, fingerprint.groups_hash(group_ids, ranks)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become null (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_plots(scores: GroupScores, metrics: dict[str, Any], layout: Layout) -> list[Path]:
+    """PNG images under plots/eval and CSV tables for `dvc plots`."""
+    pairs = ranked_pairs(scores)
+    margins = scores.rewards[pairs.better] - scores.rewards[pairs.worse]
+    table = calibration(margins)
+    out = eval_plots_dir(layout)
+    rows = [
+        {"bin_lower": lo, "predicted": p, "observed": o, "count": c}
+        for lo, p, o, c in zip(
+            table["bin_lower"], table["predicted"], table["observed"], table["count"], strict=True
+        )
+        if c > 0
+    ]
+    buckets = metrics["length_buckets"]
+    return [
+        plots.reward_distribution(scores, out / "reward_distribution.png"),
+        plots.accuracy_by_length(buckets, out / "accuracy_by_length.png"),
+        plots.calibration_diagram(table, out / "calibration.png"),
+        plots.write_csv(rows, calibration_csv(layout)),
+        plots.write_csv([{"bucket": b, **v} for b, v in buckets.items()], length_csv(layout)),
+    ]
+
+
+def run_evaluation(cfg: EvalConfig, layout: Layout) -> dict[str, Any]:
+    """Score the test split, write metrics/eval.json and the plots; return the headline."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    scores, data_hash = score_test_split(cfg, layout, device)
+    metrics = evaluation_metrics(scores, cfg.length_buckets)
+    metrics["identity"] = {
+        "split": SPLIT,
+        "test_data_hash": data_hash,
+        "model_hash": fingerprint.directory_hash(layout.model_dir),
+    }
+    metrics = _json_safe(metrics)
+    atomic.write_text(layout.eval_metrics, json.dumps(metrics, indent=2) + "\n")
+    write_plots(scores, metrics, layout)
+    headline = {
+        k: metrics[k]
+        for k in ("pairwise_accuracy", "best_vs_worst_accuracy", "kendall_tau", "n_pairs")
+    }
+    headline["longer_wins_accuracy"] = metrics["baselines"]["longer_wins"]["pairwise_accuracy"]
+    log.info("test split: %s", headline)
+    return {"metrics": str(layout.eval_metrics), **headline}
+
+
+def raw_test_groups(layout: Layout) -> tuple[list[dict[str, Any]], str]:
+    """The evaluated test groups with their texts (normalised split, in tokenised order),
+    and their hash; used to score another model on exactly the same data."""
+    from rmcore.tokenize import load_tokenized
+
+    tokenized = load_tokenized(layout, SPLIT).select_columns(["group_id"])
+    ids = [str(g) for g in tokenized["group_id"]]
+    from rmcore.data.io import read_split
+
+    columns = ["group_id", "prompt", "completions", "ranks"]
+    rows = {r["group_id"]: r for r in read_split(layout, SPLIT).select(columns).to_pylist()}
+    missing = [g for g in ids if g not in rows]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} tokenised test groups are not in {layout.split_file(SPLIT)} "
+            f"(e.g. {missing[0]}); run the tokenize stage again"
+        )
+    groups = [rows[g] for g in ids]
+    return groups, fingerprint.groups_hash(ids, [g["ranks"] for g in groups])
+
+
+def accuracy_on_groups(groups: list[dict[str, Any]], rewards: np.ndarray) -> float:
+    """Pairwise accuracy of flat `rewards` ([N], groups in order) on `groups`."""
+    sizes = np.array([len(g["completions"]) for g in groups])
+    if len(rewards) != sizes.sum():
+        raise ValueError(f"{len(rewards)} rewards for {sizes.sum()} completions")
+    per_group = np.split(np.asarray(rewards, dtype=np.float64), np.cumsum(sizes)[:-1])
+    scores = GroupScores.from_groups(per_group, [g["ranks"] for g in groups])
+    return float(core_metrics(scores)["pairwise_accuracy"])

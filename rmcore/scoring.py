@@ -1,0 +1,83 @@
+"""`rmpipe score`: (prompt, response) rows of a JSONL file in, the same rows with `reward` out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rmcore.atomic import write_text
+from rmcore.config import RegisterConfig, load_params
+from rmcore.paths import Layout
+
+log = logging.getLogger(__name__)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """JSON objects with `prompt` (string or messages) and `response`, one per line."""
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or "prompt" not in row or "response" not in row:
+                raise ValueError(
+                    f"{path}:{line_no}: expected an object with `prompt` and `response`"
+                )
+            if not isinstance(row["response"], str):
+                raise ValueError(f"{path}:{line_no}: `response` must be a string")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no rows to score")
+    return rows
+
+
+def register_config(params_path: Path, explicit: bool) -> RegisterConfig:
+    """The `register:` section of the params file; defaults where there is no params file."""
+    if not explicit and not params_path.is_file():
+        return RegisterConfig()
+    return load_params(params_path).registry
+
+
+def score_file(
+    input_path: Path,
+    output: Path | None,
+    model_uri: str | None,
+    cfg: RegisterConfig,
+    layout: Layout,
+    normalize: bool = False,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Score every row of `input_path`; write JSONL to `output` (stdout when None)."""
+    from rmcore.pyfunc_model import as_prompt
+    from rmcore.registry import score_rows
+
+    rows = read_rows(input_path)
+    uri = model_uri or f"models:/{cfg.model_name}@{cfg.champion_alias}"
+    frame = pd.DataFrame(
+        {
+            "prompt": [as_prompt(r["prompt"], i) for i, r in enumerate(rows)],
+            "response": [r["response"] for r in rows],
+        }
+    )
+    rewards = score_rows(frame, uri, cfg, layout, normalize, batch_size)
+    key = "reward_normalized" if normalize else "reward"
+    lines = [
+        json.dumps({**row, key: float(r)}, ensure_ascii=False)
+        for row, r in zip(rows, rewards, strict=True)
+    ]
+    text = "\n".join(lines) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_text(output, text)
+    log.info("scored %d rows with %s", len(rows), uri)
+    return {"rows": len(rows), "model_uri": uri, "output": str(output) if output else "-"}

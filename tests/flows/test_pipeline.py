@@ -1,0 +1,137 @@
+"""The Prefect flow on a small DVC project, against a real Prefect server."""
+
+from __future__ import annotations
+
+import filecmp
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.lock import owner_path
+from tests.flows.conftest import dvc, git, run_flow, runs
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _lock(project: Path) -> dict:
+    return yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+
+
+def _table(stdout: str) -> dict[str, list[str]]:
+    """The per-stage table the CLI prints last: stage -> [result, attempts, seconds, ...]."""
+    lines = stdout.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("stage ") and "result" in line)
+    rows = {}
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_flow_reproduces_skips_retries_pushes_and_fails_cleanly(
+    project: Path, prefect_env: dict[str, str], tmp_path: Path
+) -> None:
+    # 1. First run: every stage, in the graph's order (dvc.yaml lists them in reverse).
+    first = run_flow(project, prefect_env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert runs(project) == ["prepare", "train", "register"]
+    assert "Reproduced: prepare, train, register" in first.stdout
+    assert "dvc push: remote 'store'" in first.stdout
+    assert f"mlflow ui --backend-store-uri sqlite:///{project}/mlflow.db" in first.stdout
+    # DVC agrees: status clean, and `dvc repro` runs nothing.
+    assert "Data and pipelines are up to date" in dvc("status", cwd=project)
+    dvc("repro", cwd=project)
+    assert runs(project) == ["prepare", "train", "register"]
+
+    # 2. Nothing changed: nothing runs, and the flow says so.
+    second = run_flow(project, prefect_env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Nothing to reproduce: all 3 stages were up to date" in second.stdout
+    assert runs(project) == ["prepare", "train", "register"]
+
+    # 3. An override re-runs the stages that read it; a transient failure is retried.
+    third = run_flow(
+        project, prefect_env, "--set", "train.epochs=3", "--set", "train.fail_once=true",
+        "--retries", "2", "--retry-delay", "0",
+    )  # fmt: skip
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert runs(project)[3:] == ["train", "train", "register"]
+    table = _table(third.stdout)
+    assert table["prepare"][:2] == ["up to date", "0"], third.stdout
+    assert table["train"][:2] == ["ran", "2"], third.stdout
+    assert "params: train.epochs: 1 -> 3" in third.stdout
+    assert _lock(project)["train"]["params"]["params.yaml"]["train"]["epochs"] == 3
+    assert "# exit status to fail with" in (project / "params.yaml").read_text()
+    assert (project / "models/m/weights.txt").read_text() == "15"
+    assert "Data and pipelines are up to date" in dvc("status", cwd=project)
+
+    # 4. Another clone restores data and model from the DVC remote.
+    git("add", "-A", cwd=project)
+    git("commit", "-q", "-m", "pipeline outputs", cwd=project)
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(project), str(clone), cwd=tmp_path)
+    dvc("remote", "add", "-d", "--local", "store", str(tmp_path / "remote"), cwd=clone)
+    assert not (clone / "models/m").exists()
+    dvc("pull", cwd=clone)
+    for path in ("models/m/weights.txt", "data/prepared/rows.txt", "registered.json"):
+        assert filecmp.cmp(project / path, clone / path, shallow=False), path
+    assert "Data and pipelines are up to date" in dvc("status", cwd=clone)
+
+    # 5. A stage that keeps failing: retried, then the flow fails; downstream never runs and
+    #    dvc.lock keeps the last good entries (the previous "champion" stays).
+    lock_before = _lock(project)
+    registered = (project / "registered.json").read_text()
+    failed = run_flow(
+        project, prefect_env, "--set", "train.fail=3", "--retries", "1", "--retry-delay", "0"
+    )
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert runs(project)[6:] == ["train", "train"]
+    message = failed.stderr[failed.stderr.index("pipeline failed:") :]
+    assert "stage 'train' failed: its command exited with status 3" in message
+    assert "train: failing on purpose" in message  # the tail of its log
+    assert _lock(project)["train"] == lock_before["train"]
+    assert _lock(project)["register"] == lock_before["register"]
+    assert "changed deps" in dvc("status", "train", cwd=project)
+    assert (project / "registered.json").read_text() == registered
+
+
+def _start_flow(project: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "flows.pipeline", "--root", str(project), "--no-validate"]
+    return subprocess.Popen(
+        [*command, "--no-push", *args],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_concurrent_runs_wait_or_stop_clearly(project: Path, prefect_env: dict[str, str]) -> None:
+    owner = owner_path(project)
+    first = _start_flow(project, prefect_env, "--set", "prepare.sleep=8")
+    deadline = time.monotonic() + 60
+    while not owner.exists():
+        assert first.poll() is None, first.communicate()[0]
+        assert time.monotonic() < deadline, "first run never took the lock"
+        time.sleep(0.2)
+    impatient = _start_flow(project, prefect_env, "--lock-timeout", "1")
+    patient = _start_flow(project, prefect_env, "--lock-timeout", "120")
+    outputs = [proc.communicate(timeout=150)[0] for proc in (first, impatient, patient)]
+
+    assert first.returncode == 0, outputs[0]
+    assert impatient.returncode == 1, outputs[1]
+    assert "another pipeline run of" in outputs[1]
+    assert "Gave up after waiting 1s" in outputs[1]
+    assert patient.returncode == 0, outputs[2]
+    assert "waiting up to 120s" in outputs[2]
+    assert "Nothing to reproduce" in outputs[2]
+    assert runs(project) == ["prepare", "train", "register"]
+    assert "Data and pipelines are up to date" in dvc("status", cwd=project)
