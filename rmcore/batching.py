@@ -2,12 +2,18 @@
 
 A tokenised split is held as flat numpy arrays (values + offsets, straight from Arrow), so
 collating a batch is a few numpy slices per sequence, never per-token Python. All k
-completions of every group in a batch become rows of one [sum k, T] tensor, padded on the
-right to a multiple of 8, so the model runs one forward pass per batch.
+completions of every group in a batch go through the model in one forward pass, in one of
+four layouts (`BatchLayout`):
 
-Seam for prefix sharing (decoders): a collate variant would put one copy of the prompt per row
-followed by its completions, with a 4-D block mask and restarted position ids;
-`RewardModel.forward(position_ids=..., score_index=...)` already accepts that layout.
+- padded: one row per completion (prompt + completion), [sum k, T], right-padded to a
+  multiple of 8, with a 2-D padding mask;
+- packed: the same sequences end to end in one row [1, S], position ids restarting at each,
+  attention confined to each by `rmcore.packing` (no padding at all);
+- shared prefix (causal models): one row per group, the prompt once and then its k
+  completions, position ids restarting after the prompt for each completion, and a block
+  mask by which a completion sees the prompt and itself only; padded ([G, 1, T, T] 4-D
+  mask) or packed (one [L, L] mask per group). For a causal model every completion token
+  sees exactly what it would see in its own row, so rewards are the same.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import torch
+
+from rmcore.packing import Segments
 
 if TYPE_CHECKING:
     from rmcore.model import RewardModel
@@ -85,27 +93,59 @@ class PackedGroups:
         return np.maximum.reduceat(self.seq_lengths, self.group_offsets[:-1])
 
 
+@dataclass(frozen=True)
+class BatchLayout:
+    """How a batch's sequences become model rows.
+
+    packed: all sequences end to end in one row [1, S] (no padding; needs the packed
+    attention of `rmcore.packing`). share_prefix (causal models only): a group's prompt once,
+    followed by its k completions, each seeing the prompt and itself only.
+    """
+
+    packed: bool = False
+    share_prefix: bool = False
+
+
 @dataclass
 class Batch:
-    """Rows are all completions of the batch's groups, group by group."""
+    """Rewards come out one per completion, group by group (rows of `row_group`)."""
 
-    input_ids: torch.Tensor  # [N, T] int64
-    attention_mask: torch.Tensor  # [N, T] int64
-    row_group: torch.Tensor  # [N] group of each row, 0..n_groups-1
-    better: torch.Tensor  # [P] row of the better completion of each pair
-    worse: torch.Tensor  # [P] row of the worse completion
+    input_ids: torch.Tensor  # [R, T] padded rows, or [1, S] one packed row
+    attention_mask: torch.Tensor  # [R, T]; [R, 1, T, T] bool (shared, padded); [1, S] ones
+    row_group: torch.Tensor  # [N] group of each completion, 0..n_groups-1
+    better: torch.Tensor  # [P] completion index of the better completion of each pair
+    worse: torch.Tensor  # [P] completion index of the worse completion
     n_groups: int
+    position_ids: torch.Tensor | None = None  # like input_ids; restarts per sequence/completion
+    score_index: torch.Tensor | None = None  # [N] flat token index of each scored token
+    segments: Segments | None = None  # packed row: the sequences (or groups) and their masks
+    n_tokens: int = 0  # real tokens fed to the model
 
     def to(self, device: torch.device | str) -> Batch:
         moved: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            moved[f.name] = value.to(device) if isinstance(value, torch.Tensor) else value
+            movable = isinstance(value, torch.Tensor | Segments)
+            moved[f.name] = value.to(device) if movable else value
         return Batch(**moved)
+
+    def model_inputs(self) -> dict[str, Any]:
+        """Keyword arguments of `RewardModel.forward`."""
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "position_ids": self.position_ids,
+            "score_index": self.score_index,
+            "segments": self.segments,
+        }
 
     @property
     def pair_group(self) -> torch.Tensor:
         return self.row_group[self.better]  # [P]
+
+
+def _width(lengths: np.ndarray, multiple: int) -> int:
+    return int(math.ceil(max(int(lengths.max(initial=1)), 1) / multiple) * multiple)
 
 
 def pad_sequences(
@@ -113,7 +153,7 @@ def pad_sequences(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Right-pad to the longest length rounded up to `multiple`: ids, mask [N, T] int64."""
     lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-    width = int(math.ceil(max(lengths.max(initial=1), 1) / multiple) * multiple)
+    width = _width(lengths, multiple)
     ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
     for row, seq in enumerate(sequences):
         ids[row, : len(seq)] = seq
@@ -121,38 +161,127 @@ def pad_sequences(
     return ids, mask
 
 
-def collate(
-    packed: PackedGroups, groups: np.ndarray, pad_id: int, multiple: int = PAD_MULTIPLE
-) -> Batch:
-    """One [sum k, T] batch of the given groups, with every pair of different rank."""
-    k = packed.k[groups]
-    comp_rows = np.concatenate(
-        [np.arange(packed.group_offsets[g], packed.group_offsets[g + 1]) for g in groups]
-    )  # [N] completion index of each row
-    lengths = packed.seq_lengths[comp_rows]
-    width = int(math.ceil(max(int(lengths.max(initial=1)), 1) / multiple) * multiple)
-    ids = np.full((len(comp_rows), width), pad_id, dtype=np.int64)
-    row = 0
+@dataclass
+class _Rows:
+    """The rows of a batch before padding or packing (numpy)."""
+
+    tokens: list[np.ndarray]  # per row [L]
+    positions: list[np.ndarray]  # per row [L]
+    masks: list[np.ndarray] | None  # per row [L, L] bool (shared prefix), else None
+    scored: list[np.ndarray] | None  # per row: offsets of its scored tokens (shared prefix)
+
+
+def _plain_rows(packed: PackedGroups, groups: np.ndarray) -> _Rows:
+    """One row per completion: prompt + completion."""
+    tokens = []
     for g in groups:
         prompt = packed.prompt_values[packed.prompt_offsets[g] : packed.prompt_offsets[g + 1]]
         for c in range(packed.group_offsets[g], packed.group_offsets[g + 1]):
             comp = packed.comp_values[packed.comp_offsets[c] : packed.comp_offsets[c + 1]]
-            ids[row, : len(prompt)] = prompt
-            ids[row, len(prompt) : len(prompt) + len(comp)] = comp
-            row += 1
-    mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
+            tokens.append(np.concatenate([prompt, comp]))
+    return _Rows(tokens, [np.arange(len(t)) for t in tokens], None, None)
+
+
+def _shared_rows(packed: PackedGroups, groups: np.ndarray) -> _Rows:
+    """One row per group: prompt, then each completion at positions restarting after it.
+
+    Mask [L, L]: prompt tokens see the prompt causally; a completion's tokens see the whole
+    prompt and their own completion causally, never another completion.
+    """
+    tokens, positions, masks, scored = [], [], [], []
+    for g in groups:
+        prompt = packed.prompt_values[packed.prompt_offsets[g] : packed.prompt_offsets[g + 1]]
+        comps = [
+            packed.comp_values[packed.comp_offsets[c] : packed.comp_offsets[c + 1]]
+            for c in range(packed.group_offsets[g], packed.group_offsets[g + 1])
+        ]
+        n_prompt, total = len(prompt), len(prompt) + sum(len(c) for c in comps)
+        mask = np.zeros((total, total), dtype=bool)
+        mask[:n_prompt, :n_prompt] = np.tri(n_prompt, dtype=bool)
+        pos, ends, start = [np.arange(n_prompt)], [], n_prompt
+        for comp in comps:
+            end = start + len(comp)
+            mask[start:end, :n_prompt] = True
+            mask[start:end, start:end] = np.tri(len(comp), dtype=bool)
+            pos.append(np.arange(n_prompt, n_prompt + len(comp)))
+            ends.append(end - 1)
+            start = end
+        tokens.append(np.concatenate([prompt, *comps]))
+        positions.append(np.concatenate(pos))
+        masks.append(mask)
+        scored.append(np.array(ends, dtype=np.int64))
+    return _Rows(tokens, positions, masks, scored)
+
+
+def _pad_rows(rows: _Rows, pad_id: int, multiple: int) -> dict[str, Any]:
+    lengths = np.array([len(t) for t in rows.tokens], dtype=np.int64)
+    width = _width(lengths, multiple)
+    ids = np.full((len(lengths), width), pad_id, dtype=np.int64)
+    positions = np.zeros((len(lengths), width), dtype=np.int64)
+    for r, (tok, pos) in enumerate(zip(rows.tokens, rows.positions, strict=True)):
+        ids[r, : len(tok)], positions[r, : len(pos)] = tok, pos
+    out: dict[str, Any] = {"input_ids": torch.from_numpy(ids)}
+    if rows.masks is None:  # plain rows: a 2-D padding mask; positions are the default ones
+        mask = np.arange(width)[None, :] < lengths[:, None]
+        out["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
+        return out
+    # [R, 1, T, T]; padding rows attend to themselves only, so no softmax row is empty
+    full = np.broadcast_to(np.eye(width, dtype=bool), (len(lengths), width, width)).copy()
+    for r, mask in enumerate(rows.masks):
+        full[r, : len(mask), : len(mask)] = mask
+    assert rows.scored is not None
+    index = np.concatenate([r * width + s for r, s in enumerate(rows.scored)])
+    out.update(
+        attention_mask=torch.from_numpy(full[:, None]),
+        position_ids=torch.from_numpy(positions),
+        score_index=torch.from_numpy(index),
+    )
+    return out
+
+
+def _pack_rows(rows: _Rows, multiple: int) -> dict[str, Any]:
+    segments = Segments.build([len(t) for t in rows.tokens], rows.masks, multiple)
+    ids = torch.from_numpy(np.concatenate(rows.tokens))[None]  # [1, S]
+    out: dict[str, Any] = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "position_ids": torch.from_numpy(np.concatenate(rows.positions))[None],  # [1, S]
+        "segments": segments,
+    }
+    if rows.scored is not None:
+        starts = [start for start, _ in segments.bounds]
+        index = np.concatenate([s + o for s, o in zip(starts, rows.scored, strict=True)])
+        out["score_index"] = torch.from_numpy(index)
+    return out
+
+
+def collate(
+    packed: PackedGroups,
+    groups: np.ndarray,
+    pad_id: int,
+    multiple: int = PAD_MULTIPLE,
+    layout: BatchLayout = BatchLayout(),
+) -> Batch:
+    """One batch of the given groups (all k completions each), with every pair of different
+    rank. Padded rows are right-padded to a multiple of `multiple`."""
+    k = packed.k[groups]
+    rows = _shared_rows(packed, groups) if layout.share_prefix else _plain_rows(packed, groups)
+    tensors = _pack_rows(rows, multiple) if layout.packed else _pad_rows(rows, pad_id, multiple)
+    comp_rows = np.concatenate(
+        [np.arange(packed.group_offsets[g], packed.group_offsets[g + 1]) for g in groups]
+    )  # [N] completion index of each reward
     row_group = np.repeat(np.arange(len(groups)), k)  # [N]
     ranks = packed.ranks[comp_rows]
     # pair (i, j): same group, i ranked strictly better (lower rank) than j; ties give none
     pairs = (row_group[:, None] == row_group[None, :]) & (ranks[:, None] < ranks[None, :])
     better, worse = np.nonzero(pairs)
     return Batch(
-        torch.from_numpy(ids),
-        torch.from_numpy(mask),
-        torch.from_numpy(row_group),
-        torch.from_numpy(better.astype(np.int64)),
-        torch.from_numpy(worse.astype(np.int64)),
-        len(groups),
+        row_group=torch.from_numpy(row_group),
+        better=torch.from_numpy(better.astype(np.int64)),
+        worse=torch.from_numpy(worse.astype(np.int64)),
+        n_groups=len(groups),
+        n_tokens=int(sum(len(t) for t in rows.tokens)),
+        **tensors,
     )
 
 
@@ -193,21 +322,28 @@ def score_groups(
     dataset: datasets.Dataset | PackedGroups,
     batch_size: int,
     device: torch.device | str = "cpu",
+    layout: BatchLayout | None = None,
 ) -> list[np.ndarray]:
     """Reward of every completion of every group ([k] float32 each), in dataset row order.
 
-    Groups are batched by length; padding is masked, so results do not depend on batch size.
+    Groups are batched by length; padding is masked and packing is exact, so results do not
+    depend on batch size or layout (beyond float rounding). `layout` None: the fastest exact
+    layout for this model and device (`rmcore.runtime.choose_layout`).
     """
+    from rmcore.runtime import choose_layout
+
     packed = dataset if isinstance(dataset, PackedGroups) else PackedGroups.from_dataset(dataset)
+    model.to(device)
+    layout = layout if layout is not None else choose_layout(model, torch.device(device))
     pad_id = int(model.tokenizer.pad_token_id)
     order = np.argsort(-packed.group_lengths, kind="stable")
     out: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(packed)
     was_training = model.training
-    model.to(device).eval()
+    model.eval()
     for start in range(0, len(order), batch_size):
         groups = order[start : start + batch_size]
-        batch = collate(packed, groups, pad_id).to(device)
-        rewards = model(batch.input_ids, batch.attention_mask).float().cpu().numpy()
+        batch = collate(packed, groups, pad_id, layout=layout).to(device)
+        rewards = model(**batch.model_inputs()).float().cpu().numpy()
         for g, chunk in zip(
             groups, np.split(rewards, np.cumsum(packed.k[groups])[:-1]), strict=True
         ):

@@ -121,7 +121,13 @@ class ModelConfig(_Section):
         "encoders, last token for decoders); other poolings add a separate head.",
     )
     trust_remote_code: bool = Field(False, description="Allow code from the model repository.")
-    dropout: float | None = Field(None, ge=0, lt=1, description="Override backbone dropout.")
+    dropout: float | None = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Every dropout probability of the backbone. 0 (default, as TRL does) "
+        "turns dropout off, which trains about 20% faster on CPU; null keeps the backbone's.",
+    )
 
 
 class LossConfig(_Section):
@@ -149,10 +155,16 @@ class TrainConfig(_Section):
     )
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
     length_grouping: bool = Field(True, description="Batch groups of similar length.")
-    share_prefix: bool = Field(
-        False,
-        description="Decoders: one copy of the prompt per group (exact for causal models). "
-        "Not implemented yet; must be false.",
+    packing: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Padding-free batches: all sequences of a micro-batch in one row, attention "
+        "kept within each (rmcore.packing). auto: on CPU where the backbone allows it.",
+    )
+    share_prefix: Literal["auto"] | bool = Field(
+        "auto",
+        description="One copy of a group's prompt, its k completions after it, each seeing the "
+        "prompt and itself only. Exact for causal models (auto: on for decoders scored on the "
+        "last token); refused for encoders, whose prompt tokens would see the completions.",
     )
     eval_every: int = Field(0, ge=0, description="Validate every N steps (0: end of epoch).")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: end of epoch).")
@@ -163,12 +175,6 @@ class TrainConfig(_Section):
     distributed: Literal["ddp", "fsdp"] = Field(
         "ddp", description="Strategy when launched with several processes (torchrun/accelerate)."
     )
-
-    @model_validator(mode="after")
-    def _supported(self) -> TrainConfig:
-        if self.share_prefix:
-            raise ValueError("share_prefix is not implemented yet; set train.share_prefix: false")
-        return self
 
 
 class EvalConfig(_Section):

@@ -37,6 +37,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from rmcore.config import ConfigError, ModelConfig, TokenizeConfig
+from rmcore.packing import PACKED_ATTENTION, SEGMENTS_KWARG, Segments, enable_packed_attention
 
 log = logging.getLogger(__name__)
 
@@ -174,24 +175,73 @@ class RewardModel(nn.Module):
         attention_mask: torch.Tensor,
         position_ids: torch.Tensor | None = None,
         score_index: torch.Tensor | None = None,
+        segments: Segments | None = None,
     ) -> torch.Tensor:
         """input_ids [N, T], attention_mask [N, T] (or a 4-D mask with position_ids) ->
         rewards [N] float32.
 
         `score_index` [M] (flat indices into N*T positions) selects the scored tokens
         explicitly, for layouts where a row holds several sequences; rewards are then [M].
+        `segments` marks a packed row [1, S] (see `rmcore.batching.collate`); it needs
+        `enable_packing()` first.
         """
-        if self.native and not self.decoder and score_index is None:
+        if segments is None and score_index is None and self.native and not self.decoder:
             out = self.backbone(
                 input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
             )
             return out.logits[:, 0].float()  # [N]
+        extra: dict[str, Any] = {}
+        if segments is not None:
+            if self.backbone.config._attn_implementation != PACKED_ATTENTION:
+                raise RuntimeError("a packed batch needs model.enable_packing() first")
+            extra[SEGMENTS_KWARG] = segments
         hidden = self.backbone.base_model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+            input_ids=input_ids,
+            attention_mask=self._backbone_mask(attention_mask),
+            position_ids=position_ids,
+            **extra,
         ).last_hidden_state  # [N, T, H]
-        pooled = self._pool(hidden, attention_mask, score_index)  # [M, H]
-        head = self.reward_head if self.reward_head is not None else self._class_head()
-        return head(pooled)[:, 0].float()  # [M]
+        pooled = self._pool(hidden, attention_mask, score_index, segments)  # [M, H]
+        return self._head(pooled)[:, 0].float()  # [M]
+
+    def enable_packing(self) -> bool:
+        """Switch the backbone to packed attention where this model can score packed rows."""
+        if self.native and not self.decoder and not self._has_pooler_head():
+            return False
+        score = getattr(self.backbone, "score", None)
+        if self.native and self.decoder and not isinstance(score, nn.Module):
+            return False
+        return enable_packed_attention(self.backbone)
+
+    def _has_pooler_head(self) -> bool:
+        """BERT-style classification: pooler on the first token, dropout, classifier."""
+        pooler = getattr(self.backbone.base_model, "pooler", None)
+        return isinstance(pooler, nn.Module) and isinstance(
+            getattr(self.backbone, "classifier", None), nn.Module
+        )
+
+    def _backbone_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Eager attention adds its mask to the scores: make a boolean 4-D mask additive."""
+        eager = self.backbone.config._attn_implementation == "eager"
+        if mask.dim() == 4 and mask.dtype == torch.bool and eager:
+            dtype = next(self.backbone.parameters()).dtype
+            return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+                ~mask, torch.finfo(dtype).min
+            )
+        return mask
+
+    def _head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """[M, H] pooled states -> [M, 1] scores."""
+        if self.reward_head is not None:
+            return self.reward_head(pooled)
+        if self.decoder:
+            return self._class_head()(pooled)
+        # The encoder class's own head, on pooled first tokens given as [M, 1, H] sequences.
+        pooler = getattr(self.backbone.base_model, "pooler")  # noqa: B009 (a Module)
+        classifier = getattr(self.backbone, "classifier")  # noqa: B009
+        dropout = getattr(self.backbone, "dropout", None)
+        x = pooler(pooled[:, None])  # [M, H]
+        return classifier(dropout(x) if isinstance(dropout, nn.Module) else x)
 
     def _class_head(self) -> nn.Module:
         """The decoder class's own scalar head (`score` in HF decoder classes)."""
@@ -203,10 +253,16 @@ class RewardModel(nn.Module):
         return head
 
     def _pool(
-        self, hidden: torch.Tensor, mask: torch.Tensor, score_index: torch.Tensor | None
+        self,
+        hidden: torch.Tensor,
+        mask: torch.Tensor,
+        score_index: torch.Tensor | None,
+        segments: Segments | None,
     ) -> torch.Tensor:
         if score_index is not None:
             return hidden.reshape(-1, hidden.shape[-1])[score_index]  # [M, H]
+        if segments is not None:
+            return self._pool_segments(hidden[0], segments)
         if mask.dim() != 2:
             raise ValueError("a 4-D attention mask needs score_index to locate scored tokens")
         if self.pooling == "mean":
@@ -218,6 +274,14 @@ class RewardModel(nn.Module):
         positions = torch.arange(mask.shape[1], device=mask.device)
         last = (positions * mask.to(positions.dtype)).argmax(-1)  # [N]
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+    def _pool_segments(self, hidden: torch.Tensor, segments: Segments) -> torch.Tensor:
+        """hidden [S, H] of a packed row -> [N, H], one per sequence."""
+        if self.pooling == "mean":
+            return torch.stack([hidden[a:b].mean(0) for a, b in segments.bounds])
+        column = 0 if self.pooling == "cls" else 1
+        index = [bound[column] - column for bound in segments.bounds]  # first or last token
+        return hidden[torch.tensor(index, device=hidden.device)]
 
     def save_pretrained(
         self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None

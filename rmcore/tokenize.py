@@ -316,7 +316,8 @@ def tokenizer_meta(
 def save_tokenized(ds: datasets.Dataset, layout: Layout, split: str) -> Path:
     path = layout.tokenized / split
     with atomic_path(path) as tmp:
-        ds.save_to_disk(str(tmp))
+        # An empty split would be saved as zero shards, which load_from_disk cannot read back.
+        ds.save_to_disk(str(tmp), num_shards=1 if len(ds) == 0 else None)
     return path
 
 

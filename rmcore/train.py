@@ -27,12 +27,20 @@ from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 
 from rmcore import atomic
-from rmcore.batching import Batch, PackedGroups, collate, micro_batches, plan_epoch, score_groups
+from rmcore.batching import (
+    Batch,
+    BatchLayout,
+    PackedGroups,
+    collate,
+    micro_batches,
+    plan_epoch,
+    score_groups,
+)
 from rmcore.checkpoint import Checkpoints, fingerprint
 from rmcore.config import Params, TrainConfig
 from rmcore.model import build_reward_model, load_reward_model, set_reward_stats
 from rmcore.paths import Layout
-from rmcore.runtime import make_accelerator, progress, unwrapped
+from rmcore.runtime import choose_layout, make_accelerator, progress, unwrapped
 from rmcore.steps import Plan, make_optimizer, make_plan, train_step, validate
 from rmcore.tokenize import load_tokenized, read_meta
 
@@ -47,6 +55,7 @@ class TrainState:
     epoch: int = 0
     step_in_epoch: int = 0
     pairs: int = 0
+    tokens: int = 0
     train_seconds: float = 0.0
     best_val_accuracy: float | None = None
     best_step: int | None = None
@@ -67,9 +76,11 @@ class _StepBatches(torch.utils.data.Dataset):
         acc: Accelerator,
         cfg: TrainConfig,
         pad_id: int,
+        layout: BatchLayout,
     ) -> None:
         self.data, self.plan, self.start, self.pad_id = data, plan, start, pad_id
         self.world, self.rank, self.accum = acc.num_processes, acc.process_index, cfg.grad_accum
+        self.layout = layout
 
     def __len__(self) -> int:
         return len(self.plan) - self.start
@@ -77,7 +88,7 @@ class _StepBatches(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> list[Batch]:
         groups = self.plan[self.start + i]
         parts = micro_batches(groups, self.data.group_lengths, self.world, self.rank, self.accum)
-        return [collate(self.data, part, self.pad_id) for part in parts]
+        return [collate(self.data, part, self.pad_id, layout=self.layout) for part in parts]
 
 
 def _due(every: int, step: int, epoch_end: bool) -> bool:
@@ -115,6 +126,7 @@ class Run:
     val: PackedGroups
     ckpts: Checkpoints
     pad_id: int
+    layout: BatchLayout
     state: TrainState = field(default_factory=TrainState)
 
 
@@ -130,6 +142,7 @@ def _setup(params: Params, layout: Layout) -> Run:
     if cfg.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable({"use_reentrant": False})
     acc = make_accelerator(cfg, model.native)
+    batch_layout = choose_layout(model, acc.device, cfg.packing, cfg.share_prefix)
     if not acc.is_main_process:  # one copy of the logs is enough
         for name in ("rmcore", "accelerate", "transformers"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -140,7 +153,9 @@ def _setup(params: Params, layout: Layout) -> Run:
     sections = [params.model, params.loss, params.train, params.tokenize]
     key = fingerprint([s.model_dump() for s in sections], data_hash(data, val), acc.num_processes)
     ckpts = Checkpoints(layout.checkpoints, key, acc)
-    run = Run(params, acc, prepared, optimizer, scheduler, plan, data, val, ckpts, pad_id)
+    run = Run(
+        params, acc, prepared, optimizer, scheduler, plan, data, val, ckpts, pad_id, batch_layout
+    )
     latest = ckpts.latest()
     if latest is None:
         ckpts.reset()
@@ -154,7 +169,7 @@ def _validate_and_keep(run: Run) -> None:
     if len(run.val) == 0:
         return
     state = run.state
-    metrics = validate(run.model, run.val, run.acc, run.params, run.pad_id)
+    metrics = validate(run.model, run.val, run.acc, run.params, run.pad_id, run.layout)
     state.validations.append({"step": state.step, **metrics})
     log.info("step %d: %s", state.step, {k: round(v, 4) for k, v in metrics.items()})
     if state.best_val_accuracy is not None and metrics["val_accuracy"] <= state.best_val_accuracy:
@@ -174,7 +189,7 @@ def _epoch_loader(run: Run) -> tuple[Iterator[list[Batch]], int]:
     plan = plan_epoch(
         run.data.group_lengths, run.plan.global_batch, cfg.seed, state.epoch, cfg.length_grouping
     )
-    steps = _StepBatches(run.data, plan, state.step_in_epoch, run.acc, cfg, run.pad_id)
+    steps = _StepBatches(run.data, plan, state.step_in_epoch, run.acc, cfg, run.pad_id, run.layout)
     # Own generator: a DataLoader otherwise draws its base seed from the global RNG, which a
     # resumed run (new loader mid-epoch) would consume differently.
     generator = torch.Generator().manual_seed(cfg.seed + state.epoch)
@@ -210,6 +225,7 @@ def _loop(run: Run) -> None:
         state.history.append({"step": state.step + 1, "epoch": state.epoch, **row})
         state.step, state.step_in_epoch = state.step + 1, state.step_in_epoch + 1
         state.pairs += int(row["pairs"])
+        state.tokens += int(row["tokens"])
         epoch_end = state.step_in_epoch >= epoch_steps
         if epoch_end:
             state.epoch, state.step_in_epoch = state.epoch + 1, 0
@@ -256,11 +272,15 @@ def _summary(run: Run, wall_start: float, resumed_from: int, stats: dict) -> dic
         "val_accuracy": last_val.get("val_accuracy"),
         "best_val_accuracy": state.best_val_accuracy,
         "best_step": state.best_step,
+        "tokens_trained": state.tokens,
         "pairs_per_s": round(state.pairs / max(state.train_seconds, 1e-9), 2),
+        "tokens_per_s": round(state.tokens / max(state.train_seconds, 1e-9), 1),
         "train_seconds": round(state.train_seconds, 2),
         "wall_s": round(time.perf_counter() - wall_start, 2),
         "device": acc.device.type,
         "precision": acc.mixed_precision,
+        "packing": run.layout.packed,
+        "share_prefix": run.layout.share_prefix,
         "processes": acc.num_processes,
         "distributed": str(acc.distributed_type.value),
         "resumed_from_step": resumed_from,

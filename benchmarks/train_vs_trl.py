@@ -1,0 +1,336 @@
+"""Our train stage against TRL's RewardTrainer: same pairs, backbone, hyper-parameters and
+held-out scoring, one after the other in one process. Prints one JSON line.
+
+    python benchmarks/train_vs_trl.py                 # hh-rlhf, MiniLM-L6, 512 pairs, CPU
+    python benchmarks/train_vs_trl.py --quick         # seconds: tiny model, embedded data
+    python benchmarks/train_vs_trl.py --device cuda --backbone neox-160m   # on a GPU
+
+Data: ../shared/data/hh-rlhf-harmless-base through rmcore's ingest (hh_rlhf adapter) and
+its prompt-hash split (80% train, 20% held out), tokenised by rmcore's tokenize stage. We
+train on the first `--pairs` train pairs. TRL gets the same pairs as `chosen_ids` /
+`rejected_ids`: rmcore's formatting of each pair without truncation, so TRL sees the same
+tokens and applies its own rule (drop pairs longer than max_length). Both models are then
+scored on the first `--heldout` held-out pairs by `rmcore.batching.score_groups`: ours as
+saved, TRL's saved AutoModelForSequenceClassification wrapped in `RewardModel` with the
+same tokenizer and tokenised held-out data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+import harness as h  # also puts the repository on sys.path
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from rmcore import stages
+from rmcore.batching import score_groups
+from rmcore.config import TokenizeConfig
+from rmcore.model import RewardModel, load_reward_model, load_tokenizer, resolve_backbone
+from rmcore.runtime import cpu_has_native_bf16
+from rmcore.tokenize import encode_records, load_tokenized
+
+log = logging.getLogger("benchmarks.train_vs_trl")
+BACKBONES = {"neox-160m": (12, 768, 12), "neox-small": (6, 512, 8)}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny model, embedded data (CI)")
+    p.add_argument("--data", type=Path, default=h.SHARED_DATA, help="the shared data folder")
+    p.add_argument("--pairs", type=int, default=None, help="train pairs (default 512)")
+    p.add_argument("--heldout", type=int, default=None, help="held-out pairs (default 256)")
+    p.add_argument("--backbone", default=None, help="minilm-l6, neox-160m, neox-small, path")
+    p.add_argument("--max-length", type=int, default=None, help="default 512")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--trl-bf16-steps", type=int, default=2, help="steps of TRL's bf16 default")
+    p.add_argument("--skip-trl", action="store_true", help="only our trainer")
+    p.add_argument(
+        "--ours-set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="change one of our params (e.g. model.dropout=null, train.packing=off)",
+    )
+    p.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.pairs = args.pairs or (24 if quick else 512)
+    args.heldout = args.heldout or (16 if quick else 256)
+    args.max_length = args.max_length or (128 if quick else 512)
+    args.backbone = args.backbone or ("tiny-bert" if quick else "minilm-l6")
+    if quick:
+        args.batch, args.trl_bf16_steps = min(args.batch, 8), 1
+    return args
+
+
+def backbone_path(name: str, work: Path) -> str:
+    if name == "tiny-bert":
+        from tests.tiny import make_tiny_bert
+
+        return make_tiny_bert(work / "tiny-bert")
+    if name in BACKBONES:
+        return h.decoder_dir(work / name, *BACKBONES[name])
+    return name
+
+
+def prepare_data(args: argparse.Namespace, work: Path, model: str) -> dict[str, Any]:
+    """Ingest + tokenise, then a project with the train pairs and the held-out pairs (as its
+    validation split, so our train stage reports the same held-out accuracy)."""
+    kind = "sample" if args.quick else "hh"
+    params = h.make_params(kind, args.data, model, args.max_length, {})
+    full, tokenize_figures = h.prepare(params, work / "full")
+    train = h.first_groups(load_tokenized(full, "train"), args.pairs, only_pairs=True)
+    heldout = h.first_groups(load_tokenized(full, "test"), args.heldout, only_pairs=True)
+    project = h.write_project(work / "ours", full, {"train": train, "validation": heldout})
+    return {
+        "kind": kind,
+        "full": full,
+        "project": project,
+        "train": train,
+        "heldout": heldout,
+        "figures": tokenize_figures,
+    }
+
+
+def trl_pairs(full: h.Layout, train: datasets.Dataset, model: str) -> datasets.Dataset:
+    """chosen_ids / rejected_ids of the train pairs, formatted by rmcore, not truncated."""
+    table = pq.read_table(full.split_file("train")).to_pandas().set_index("group_id")
+    rows = table.loc[train["group_id"]]
+    prompts = [list(p) for p in rows["prompt"]]
+    completions = []
+    for comps, ranks in zip(rows["completions"], rows["ranks"], strict=True):
+        best, worst = int(np.argmin(ranks)), int(np.argmax(ranks))
+        completions.append([comps[best], comps[worst]])
+    tokenizer = load_tokenizer(model)
+    untruncated = TokenizeConfig(max_length=10**9)
+    encoded = encode_records(tokenizer, prompts, completions, untruncated)
+    return datasets.Dataset.from_dict(
+        {
+            "chosen_ids": [e.prompt_ids + e.completion_ids[0] for e in encoded],
+            "rejected_ids": [e.prompt_ids + e.completion_ids[1] for e in encoded],
+        }
+    )
+
+
+def heldout_accuracy(model: RewardModel, heldout: datasets.Dataset, device: str) -> dict:
+    start = time.perf_counter()
+    rewards = score_groups(model, heldout, batch_size=32, device=device)
+    seconds = time.perf_counter() - start
+    pairs = sum(h.pair_count(r) for r in heldout["ranks"])
+    return {
+        "acc": round(h.pair_accuracy(rewards, heldout["ranks"]), 4),
+        "pairs": pairs,
+        "eval_pairs_per_s": round(pairs / max(seconds, 1e-9), 2),
+    }
+
+
+def run_ours(args: argparse.Namespace, data: dict, model: str) -> dict[str, Any]:
+    train_cfg = {"batch_size": args.batch, "lr": args.lr, "epochs": args.epochs, "seed": args.seed}
+    params = h.make_params(
+        data["kind"], args.data, model, args.max_length, train_cfg, args.ours_set
+    )
+    load_before = os.getloadavg()[0]
+    metrics = stages.train(params, data["project"])
+    trained = load_reward_model(data["project"].model_dir, device=args.device)
+    evaluation = heldout_accuracy(trained, data["heldout"], args.device)
+    n_params = h.nonembedding_params(trained.backbone)
+    lengths = h.sequence_lengths(data["train"])
+    flops = h.train_flops(trained.config, n_params, lengths) * args.epochs
+    return {
+        "metrics": metrics,
+        "eval": evaluation,
+        "flops": flops,
+        "n_params_nonembedding": n_params,
+        "load_avg_before": round(load_before, 2),
+    }
+
+
+def run_trl(
+    args: argparse.Namespace, model: str, pairs: datasets.Dataset, out: Path, **overrides: Any
+) -> dict[str, Any]:
+    """TRL's RewardTrainer with its defaults, except the shared hyper-parameters and
+    `overrides` (bf16, gradient_checkpointing, max_steps)."""
+    from trl import RewardConfig, RewardTrainer
+
+    config = RewardConfig(
+        output_dir=str(out),
+        per_device_train_batch_size=args.batch,
+        learning_rate=args.lr,
+        num_train_epochs=args.epochs,
+        max_length=args.max_length,
+        seed=args.seed,
+        use_cpu=args.device == "cpu",
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        **overrides,
+    )
+    load_before = os.getloadavg()[0]
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs on stdout
+        trainer = RewardTrainer(model=resolve_backbone(model), args=config, train_dataset=pairs)
+        kept = len(trainer.train_dataset)
+        result = trainer.train()
+    runtime = float(result.metrics["train_runtime"])
+    steps = trainer.state.global_step
+    trained = min(steps * args.batch, kept) if config.max_steps > 0 else int(kept * args.epochs)
+    trainer.save_model(str(out / "model"))
+    return {
+        "pairs_given": len(pairs),
+        "pairs_kept": kept,
+        "pairs_trained": trained,
+        "steps": steps,
+        "train_runtime_s": round(runtime, 2),
+        "pairs_per_s": round(trained / max(runtime, 1e-9), 3),
+        "bf16": bool(config.bf16),
+        "gradient_checkpointing": bool(config.gradient_checkpointing),
+        "load_avg_before": round(load_before, 2),
+        "model_dir": str(out / "model"),
+    }
+
+
+def trl_heldout(run: dict, model: str, args: argparse.Namespace, heldout: Any) -> dict:
+    """TRL's saved model, scored exactly as ours (same tokenizer, data and scorer)."""
+    from transformers import AutoModelForSequenceClassification
+
+    backbone = AutoModelForSequenceClassification.from_pretrained(
+        run["model_dir"], dtype=torch.float32
+    )
+    wrapped = RewardModel(backbone, load_tokenizer(model), "auto", TokenizeConfig())
+    return heldout_accuracy(wrapped.to(args.device).eval(), heldout, args.device)
+
+
+def peaks(args: argparse.Namespace) -> dict[str, Any]:
+    """Measured matmul peaks (GFLOP/s) for fp32 and bf16 on the benchmark device."""
+    sizes = (256,) if args.quick else (1024, 2048, 4096)
+    budget = 0.2 if args.quick else 2.0
+    fp32 = h.matmul_peak(torch.float32, args.device, sizes, budget)
+    # Emulated bf16 on CPUs without AVX512-BF16/AMX is far slower: one mid size suffices.
+    bf16_sizes = sizes if args.device == "cuda" else (256 if args.quick else 1024,)
+    bf16 = h.matmul_peak(torch.bfloat16, args.device, bf16_sizes, budget)
+    return {
+        "matmul_peak_gflops_fp32": fp32["gflops"],
+        "matmul_peak_gflops_bf16": bf16["gflops"],
+        "matmul_peak_sizes": {"fp32": fp32["size"], "bf16": bf16["size"]},
+    }
+
+
+def trl_runs(args: argparse.Namespace, model: str, data: dict, work: Path) -> dict[str, Any]:
+    """TRL as a user on this device would run it: its defaults first (bf16 and gradient
+    checkpointing); where bf16 is emulated (CPU without native bf16), only a few steps of
+    it, then the full runs in fp32."""
+    pairs = trl_pairs(data["full"], data["train"], model)
+    native_bf16 = args.device == "cuda" or cpu_has_native_bf16()
+    out: dict[str, Any] = {"trl_precision": "bf16" if native_bf16 else "fp32"}
+    if not native_bf16:
+        short = run_trl(args, model, pairs, work / "trl-bf16", max_steps=args.trl_bf16_steps)
+        out["trl_bf16_default"] = short
+        out["trl_bf16_default_pairs_per_s"] = short["pairs_per_s"]
+    main = run_trl(args, model, pairs, work / "trl", bf16=native_bf16)
+    nogc = run_trl(
+        args, model, pairs, work / "trl-nogc", bf16=native_bf16, gradient_checkpointing=False
+    )
+    if native_bf16:
+        out["trl_bf16_default_pairs_per_s"] = main["pairs_per_s"]
+    main["eval"] = trl_heldout(main, model, args, data["heldout"])
+    nogc["eval"] = trl_heldout(nogc, model, args, data["heldout"])
+    out.update(trl=main, trl_nogc=nogc)
+    return out
+
+
+def summarise(args: argparse.Namespace, ours: dict, trl: dict, peak: dict, data: dict) -> dict:
+    m = ours["metrics"]
+    seconds = float(m["train_seconds"])
+    achieved = ours["flops"] / max(seconds, 1e-9) / 1e9  # GFLOP/s
+    out: dict[str, Any] = {
+        "ours_pairs_per_s": round(m["pairs_trained"] / max(seconds, 1e-9), 3),
+        "ours_pairs_trained": m["pairs_trained"],
+        "ours_heldout_acc": ours["eval"]["acc"],
+        "ours_tokens_per_s": round(m["tokens_trained"] / max(seconds, 1e-9), 1),
+        "ours_train_seconds": seconds,
+        "ours_precision": m["precision"],
+        "ours_layout": {"packing": m["packing"], "share_prefix": m["share_prefix"]},
+        "ours_model_gflops_per_s": round(achieved, 2),
+        "ours_mfu": round(achieved / peak["matmul_peak_gflops_bf16"], 4),
+        "ours_mfu_vs_fp32_peak": round(achieved / peak["matmul_peak_gflops_fp32"], 4),
+        "ours_mfu_basis": (
+            "ours_mfu = model FLOPs (6*N_nonembedding*tokens + 12*layers*width*sum(len^2), all "
+            f"real tokens) / train seconds / measured bf16 matmul peak; we train in "
+            f"{m['precision'] if m['precision'] != 'no' else 'fp32'}, so "
+            "ours_mfu_vs_fp32_peak is the meaningful figure where that is fp32"
+        ),
+        "eval_pairs_per_s": ours["eval"]["eval_pairs_per_s"],
+        "heldout_pairs": ours["eval"]["pairs"],
+        "ours_val_accuracy_from_train_stage": m["val_accuracy"],
+    }
+    if trl:
+        t, n = trl["trl"], trl["trl_nogc"]
+        out.update(
+            trl_pairs_per_s=t["pairs_per_s"],
+            trl_nogc_pairs_per_s=n["pairs_per_s"],
+            ratio_vs_trl=round(out["ours_pairs_per_s"] / t["pairs_per_s"], 3),
+            ratio_vs_trl_nogc=round(out["ours_pairs_per_s"] / n["pairs_per_s"], 3),
+            trl_pairs_trained=t["pairs_trained"],
+            trl_heldout_acc=t["eval"]["acc"],
+            trl_nogc_heldout_acc=n["eval"]["acc"],
+            trl_precision=trl["trl_precision"],
+            trl_bf16_default_pairs_per_s=trl["trl_bf16_default_pairs_per_s"],
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if args.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # accelerate would otherwise pick a GPU
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory(prefix="rmpipe-bench-") as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        env = h.environment()
+        peak = peaks(args)
+        model = backbone_path(args.backbone, work)
+        data = prepare_data(args, work, model)
+        ours = run_ours(args, data, model)
+        trl = {} if args.skip_trl else trl_runs(args, model, data, work)
+        result = summarise(args, ours, trl, peak, data)
+        result.update(peak)
+        result.update(data["figures"])
+        result["config"] = {
+            "data": "sample" if args.quick else str(args.data / h.HH_FILE),
+            "backbone": args.backbone,
+            "device": args.device,
+            "pairs": args.pairs,
+            "heldout": args.heldout,
+            "max_length": args.max_length,
+            "batch": args.batch,
+            "lr": args.lr,
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "quick": args.quick,
+            "ours_set": args.ours_set,
+        }
+        result["details"] = {"ours": ours, "trl": trl, "environment": env}
+        result["wall_s"] = round(time.perf_counter() - start, 1)
+        h.emit(result)
+        return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Padding-free batches on any device, through transformers' attention API.
+
+A packed batch puts every sequence of a batch end to end in one row [1, S], with position
+ids restarting at each sequence, so the embeddings, projections and MLPs (most of the
+compute) see real tokens only. transformers' own padding-free path needs flash-attention's
+varlen kernels (CUDA only); its SDPA path turns packed position ids into one dense [S, S]
+block mask, quadratic in the whole batch.
+
+The attention function `rmcore_packed` instead gathers each sequence's queries, keys and
+values into a padded [N, H, L, D] block (one index op each), runs PyTorch SDPA once with a
+mask that keeps every sequence to itself (plus causality, or a prefix-sharing block mask),
+and scatters the result back to [1, S]. The op count per layer is constant, whatever the
+number of sequences, which keeps CPU threads busy with work rather than synchronisation.
+
+Without `packed_segments` (padded batches, scoring) the function is transformers' SDPA
+attention, unchanged: a backbone switched to `rmcore_packed` computes what it did before.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface, PreTrainedModel
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+log = logging.getLogger(__name__)
+
+PACKED_ATTENTION = "rmcore_packed"
+SEGMENTS_KWARG = "packed_segments"
+
+
+@dataclass
+class Segments:
+    """The N sequences of a packed row [1, S] and how attention sees them.
+
+    bounds: [start, end) of each sequence in the row. index [N, L]: row position of each
+    sequence's t-th token (past its end: its first token, masked out as a key and dropped as
+    a query, so it gets no gradient). valid [N, L]: t < length; flat_valid: the flat indices
+    of the valid entries, in row order. masks [N, L, L] bool (True = may attend), or None:
+    each sequence sees all of itself (causally in a causal model).
+    """
+
+    bounds: list[tuple[int, int]]
+    index: torch.Tensor  # [N, L] int64
+    valid: torch.Tensor  # [N, L] bool
+    flat_valid: torch.Tensor  # [S] int64
+    masks: torch.Tensor | None = None  # [N, L, L] bool
+    _cache: dict[bool, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(
+        cls, lengths: list[int], masks: list[np.ndarray] | None = None, multiple: int = 8
+    ) -> Segments:
+        """Segments of sequences of `lengths` laid end to end; `masks` one [L_i, L_i] each."""
+        n = len(lengths)
+        width = max(1, -(-max(lengths, default=1) // multiple) * multiple)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        offsets = np.arange(width)[None, :]  # [1, L]
+        valid = offsets < np.asarray(lengths)[:, None]  # [N, L]
+        index = np.where(valid, starts[:, None] + offsets, starts[:, None])
+        full = None
+        if masks is not None:
+            blocks = np.zeros((n, width, width), dtype=bool)
+            blocks[:, :, :] = ~valid[:, :, None]  # padding queries see everything (discarded)
+            for i, mask in enumerate(masks):
+                blocks[i, : len(mask), : len(mask)] = mask
+            full = torch.from_numpy(blocks)
+        bounds = [(int(s), int(s + n)) for s, n in zip(starts, lengths, strict=True)]
+        flat_valid = torch.from_numpy(np.flatnonzero(valid))
+        return cls(bounds, torch.from_numpy(index), torch.from_numpy(valid), flat_valid, full)
+
+    def to(self, device: torch.device | str) -> Segments:
+        index, valid, flat = (t.to(device) for t in (self.index, self.valid, self.flat_valid))
+        masks = None if self.masks is None else self.masks.to(device)
+        return Segments(self.bounds, index, valid, flat, masks)
+
+    def attn_mask(self, causal: bool) -> torch.Tensor:
+        """[N, 1, L or 1, L] bool mask for SDPA, built once per batch and reused by layers."""
+        if causal not in self._cache:
+            if self.masks is not None:
+                mask = self.masks[:, None]  # [N, 1, L, L]
+            elif causal:
+                width = self.valid.shape[1]
+                tril = torch.ones(width, width, dtype=torch.bool, device=self.valid.device).tril()
+                mask = (tril[None] & self.valid[:, None, :])[:, None]  # [N, 1, L, L]
+            else:
+                mask = self.valid[:, None, None, :]  # [N, 1, 1, L]: real keys only
+            self._cache[causal] = mask
+        return self._cache[causal]
+
+
+def _gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """[1, H, S, D] packed -> [N, H, L, D] padded (a view of [N, L, H, D] rows)."""
+    return x[0].transpose(0, 1)[index].transpose(1, 2)
+
+
+def packed_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """query/key/value [1, H, S, D] -> output [1, S, H, D], attending within each segment."""
+    segments: Segments | None = kwargs.pop(SEGMENTS_KWARG, None)
+    if segments is None:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs
+        )
+    if query.shape[0] != 1:
+        raise ValueError(f"packed attention expects one packed row, got {query.shape[0]}")
+    groups = getattr(module, "num_key_value_groups", 1)
+    if groups > 1:  # grouped-query attention: one key/value head per group of query heads
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    causal = bool(is_causal if is_causal is not None else getattr(module, "is_causal", False))
+    out = F.scaled_dot_product_attention(
+        _gather(query, segments.index),
+        _gather(key, segments.index),
+        _gather(value, segments.index),
+        attn_mask=segments.attn_mask(causal),
+        dropout_p=dropout,
+        scale=scaling,
+    )  # [N, H, L, D]
+    n, heads, width, dim = out.shape
+    rows = out.transpose(1, 2).reshape(n * width, heads, dim)  # [N*L, H, D]
+    return rows.index_select(0, segments.flat_valid)[None], None  # [1, S, H, D]
+
+
+AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+# Padded batches on a packed-attention backbone get transformers' SDPA masks; packed rows
+# carry an all-ones 2-D mask, which SDPA's mask builder skips (no [S, S] mask is built).
+AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
+
+
+def enable_packed_attention(backbone: PreTrainedModel) -> bool:
+    """Switch a backbone to `rmcore_packed`; False where its attention cannot be swapped."""
+    if backbone.config._attn_implementation == PACKED_ATTENTION:
+        return True
+    if not backbone._can_set_attn_implementation():
+        return False
+    current = backbone.config._attn_implementation
+    if current != "sdpa":  # eager or flash-attention were chosen on purpose: keep them
+        log.info("keeping attention %s: packed attention replaces sdpa only", current)
+        return False
+    backbone.set_attn_implementation(PACKED_ATTENTION)
+    return bool(backbone.config._attn_implementation == PACKED_ATTENTION)

@@ -1,0 +1,64 @@
+"""The benchmark against TRL runs end to end in its quick mode and prints its JSON line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+KEYS = {
+    "ours_pairs_per_s",
+    "trl_pairs_per_s",
+    "trl_nogc_pairs_per_s",
+    "ratio_vs_trl",
+    "ratio_vs_trl_nogc",
+    "ours_pairs_trained",
+    "trl_pairs_trained",
+    "ours_heldout_acc",
+    "trl_heldout_acc",
+    "matmul_peak_gflops_bf16",
+    "matmul_peak_gflops_fp32",
+    "ours_mfu",
+    "ours_mfu_vs_fp32_peak",
+    "trl_precision",
+    "trl_bf16_default_pairs_per_s",
+    "tokenize_pairs_per_s",
+    "eval_pairs_per_s",
+    "heldout_pairs",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("trl") is None,
+    reason="trl is not installed (pip install -e '.[bench]' or '.[dev]')",
+)
+def test_quick_benchmark_against_trl(tmp_path: Path) -> None:
+    script = REPO_ROOT / "benchmarks" / "train_vs_trl.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout[-2000:]  # one JSON line, logs on stderr
+    result = json.loads(lines[0])
+    assert not KEYS - result.keys(), KEYS - result.keys()
+    assert result["ours_pairs_trained"] == result["config"]["pairs"]
+    assert result["trl_pairs_trained"] <= result["config"]["pairs"]
+    for key in ("ours_pairs_per_s", "trl_pairs_per_s", "matmul_peak_gflops_fp32", "ours_mfu"):
+        assert result[key] > 0, key
+    assert 0.0 <= result["ours_heldout_acc"] <= 1.0
+    assert result["ours_heldout_acc"] == pytest.approx(
+        result["ours_val_accuracy_from_train_stage"], abs=1e-4
+    )  # the train stage's validation is the same held-out set, scored the same way
