@@ -169,6 +169,7 @@ class _Rows:
     positions: list[np.ndarray]  # per row [L]
     masks: list[np.ndarray] | None  # per row [L, L] bool (shared prefix), else None
     scored: list[np.ndarray] | None  # per row: offsets of its scored tokens (shared prefix)
+    views: list[list[np.ndarray]] | None = None  # per row: prompt + one completion, offsets
 
 
 def _plain_rows(packed: PackedGroups, groups: np.ndarray) -> _Rows:
@@ -182,35 +183,57 @@ def _plain_rows(packed: PackedGroups, groups: np.ndarray) -> _Rows:
     return _Rows(tokens, [np.arange(len(t)) for t in tokens], None, None)
 
 
-def _shared_rows(packed: PackedGroups, groups: np.ndarray) -> _Rows:
+def _prompt_views(n_prompt: int, comp_lengths: list[int]) -> list[np.ndarray]:
+    """Offsets in a shared row of the prompt followed by each completion, one per completion."""
+    starts = n_prompt + np.concatenate([[0], np.cumsum(comp_lengths)[:-1]]).astype(np.int64)
+    prompt = np.arange(n_prompt)
+    return [
+        np.concatenate([prompt, np.arange(s, s + n)])
+        for s, n in zip(starts, comp_lengths, strict=True)
+    ]
+
+
+def _shared_mask(n_prompt: int, comp_lengths: list[int]) -> np.ndarray:
+    """[L, L] bool: the prompt sees the prompt causally; a completion's tokens see the whole
+    prompt and their own completion causally, never another completion."""
+    total = n_prompt + sum(comp_lengths)
+    mask = np.zeros((total, total), dtype=bool)
+    mask[:n_prompt, :n_prompt] = np.tri(n_prompt, dtype=bool)
+    start = n_prompt
+    for n in comp_lengths:
+        mask[start : start + n, :n_prompt] = True
+        mask[start : start + n, start : start + n] = np.tri(n, dtype=bool)
+        start += n
+    return mask
+
+
+def _shared_rows(packed: PackedGroups, groups: np.ndarray, dense_masks: bool) -> _Rows:
     """One row per group: prompt, then each completion at positions restarting after it.
 
-    Mask [L, L]: prompt tokens see the prompt causally; a completion's tokens see the whole
-    prompt and their own completion causally, never another completion.
+    Padded rows carry the [L, L] mask of `_shared_mask`; packed rows carry the same
+    visibility as views (prompt + one completion each), which the packed attention runs as
+    ordinary causal sequences.
     """
-    tokens, positions, masks, scored = [], [], [], []
+    tokens, positions, masks, scored, views = [], [], [], [], []
     for g in groups:
         prompt = packed.prompt_values[packed.prompt_offsets[g] : packed.prompt_offsets[g + 1]]
         comps = [
             packed.comp_values[packed.comp_offsets[c] : packed.comp_offsets[c + 1]]
             for c in range(packed.group_offsets[g], packed.group_offsets[g + 1])
         ]
-        n_prompt, total = len(prompt), len(prompt) + sum(len(c) for c in comps)
-        mask = np.zeros((total, total), dtype=bool)
-        mask[:n_prompt, :n_prompt] = np.tri(n_prompt, dtype=bool)
-        pos, ends, start = [np.arange(n_prompt)], [], n_prompt
-        for comp in comps:
-            end = start + len(comp)
-            mask[start:end, :n_prompt] = True
-            mask[start:end, start:end] = np.tri(len(comp), dtype=bool)
-            pos.append(np.arange(n_prompt, n_prompt + len(comp)))
-            ends.append(end - 1)
-            start = end
+        n_prompt, comp_lengths = len(prompt), [len(c) for c in comps]
         tokens.append(np.concatenate([prompt, *comps]))
-        positions.append(np.concatenate(pos))
-        masks.append(mask)
-        scored.append(np.array(ends, dtype=np.int64))
-    return _Rows(tokens, positions, masks, scored)
+        positions.append(
+            np.concatenate(
+                [np.arange(n_prompt), *(np.arange(n_prompt, n_prompt + n) for n in comp_lengths)]
+            )
+        )
+        scored.append(n_prompt + np.cumsum(comp_lengths, dtype=np.int64) - 1)
+        if dense_masks:
+            masks.append(_shared_mask(n_prompt, comp_lengths))
+        else:
+            views.append(_prompt_views(n_prompt, comp_lengths))
+    return _Rows(tokens, positions, masks if dense_masks else None, scored, views or None)
 
 
 def _pad_rows(rows: _Rows, pad_id: int, multiple: int) -> dict[str, Any]:
@@ -240,7 +263,14 @@ def _pad_rows(rows: _Rows, pad_id: int, multiple: int) -> dict[str, Any]:
 
 
 def _pack_rows(rows: _Rows, multiple: int) -> dict[str, Any]:
-    segments = Segments.build([len(t) for t in rows.tokens], rows.masks, multiple)
+    lengths = [len(t) for t in rows.tokens]
+    if rows.views is None:
+        segments = Segments.build(lengths, rows.masks, multiple)
+    else:  # shared prompts: one causal sequence per completion, no [L, L] block masks
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        bounds = [(int(s), int(s + n)) for s, n in zip(offsets, lengths, strict=True)]
+        views = [s + v for s, row in zip(offsets, rows.views, strict=True) for v in row]
+        segments = Segments.from_views(views, bounds, multiple)
     ids = torch.from_numpy(np.concatenate(rows.tokens))[None]  # [1, S]
     out: dict[str, Any] = {
         "input_ids": ids,
@@ -265,7 +295,11 @@ def collate(
     """One batch of the given groups (all k completions each), with every pair of different
     rank. Padded rows are right-padded to a multiple of `multiple`."""
     k = packed.k[groups]
-    rows = _shared_rows(packed, groups) if layout.share_prefix else _plain_rows(packed, groups)
+    rows = (
+        _shared_rows(packed, groups, dense_masks=not layout.packed)
+        if layout.share_prefix
+        else _plain_rows(packed, groups)
+    )
     tensors = _pack_rows(rows, multiple) if layout.packed else _pad_rows(rows, pad_id, multiple)
     comp_rows = np.concatenate(
         [np.arange(packed.group_offsets[g], packed.group_offsets[g + 1]) for g in groups]

@@ -9,8 +9,12 @@ block mask, quadratic in the whole batch.
 The attention function `rmcore_packed` instead gathers each sequence's queries, keys and
 values into a padded [N, H, L, D] block (one index op each), runs PyTorch SDPA once with a
 mask that keeps every sequence to itself (plus causality, or a prefix-sharing block mask),
-and scatters the result back to [1, S]. The op count per layer is constant, whatever the
-number of sequences, which keeps CPU threads busy with work rather than synchronisation.
+and scatters the result back to [1, S]. With a shared prompt (`Segments.from_views`) each
+completion is gathered as its own causal sequence, prompt then completion: the prompt's
+keys and values are read once per completion, its projections and MLPs run once, and no
+attention is spent between completions of one group. The op count per layer is constant,
+whatever the number of sequences, which keeps CPU threads busy with work rather than
+synchronisation.
 
 Without `packed_segments` (padded batches, scoring) the function is transformers' SDPA
 attention, unchanged: a backbone switched to `rmcore_packed` computes what it did before.
@@ -39,11 +43,13 @@ SEGMENTS_KWARG = "packed_segments"
 class Segments:
     """The N sequences of a packed row [1, S] and how attention sees them.
 
-    bounds: [start, end) of each sequence in the row. index [N, L]: row position of each
-    sequence's t-th token (past its end: its first token, masked out as a key and dropped as
-    a query, so it gets no gradient). valid [N, L]: t < length; flat_valid: the flat indices
-    of the valid entries, in row order. masks [N, L, L] bool (True = may attend), or None:
-    each sequence sees all of itself (causally in a causal model).
+    bounds: [start, end) of each sequence (or shared-prompt group) in the row. index [N, L]:
+    row position of each sequence's t-th token (past its end: its first token, masked out as
+    a key and dropped as a query, so it gets no gradient). valid [N, L]: t < length;
+    flat_valid [S]: for each row position, the flat [N * L] index its output is read from.
+    masks [N, L, L] bool (True = may attend), or None: each sequence sees all of itself
+    (causally in a causal model). causal_only: sequences overlap (a shared prompt), which
+    is exact only under a causal mask.
     """
 
     bounds: list[tuple[int, int]]
@@ -51,6 +57,7 @@ class Segments:
     valid: torch.Tensor  # [N, L] bool
     flat_valid: torch.Tensor  # [S] int64
     masks: torch.Tensor | None = None  # [N, L, L] bool
+    causal_only: bool = False
     _cache: dict[bool, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -75,13 +82,41 @@ class Segments:
         flat_valid = torch.from_numpy(np.flatnonzero(valid))
         return cls(bounds, torch.from_numpy(index), torch.from_numpy(valid), flat_valid, full)
 
+    @classmethod
+    def from_views(
+        cls, views: list[np.ndarray], bounds: list[tuple[int, int]], multiple: int = 8
+    ) -> Segments:
+        """Sequences that may share row positions: `views[i]` lists, in order, the row
+        positions of sequence i (a group's prompt, then one of its completions). A position's
+        output is read from the first sequence that holds it. Causal models only."""
+        lengths = np.array([len(v) for v in views], dtype=np.int64)
+        width = max(1, -(-int(lengths.max(initial=1)) // multiple) * multiple)
+        valid = np.arange(width)[None, :] < lengths[:, None]  # [N, L]
+        index = np.empty((len(views), width), dtype=np.int64)
+        out = np.full(bounds[-1][1] if bounds else 0, -1, dtype=np.int64)
+        for i in reversed(range(len(views))):  # reversed: the first view's entry wins
+            view = views[i]
+            index[i, : len(view)], index[i, len(view) :] = view, view[0]
+            out[view] = i * width + np.arange(len(view))
+        if (out < 0).any():
+            raise ValueError("every row position must belong to a view")
+        return cls(
+            bounds,
+            torch.from_numpy(index),
+            torch.from_numpy(valid),
+            torch.from_numpy(out),
+            causal_only=True,
+        )
+
     def to(self, device: torch.device | str) -> Segments:
         index, valid, flat = (t.to(device) for t in (self.index, self.valid, self.flat_valid))
         masks = None if self.masks is None else self.masks.to(device)
-        return Segments(self.bounds, index, valid, flat, masks)
+        return Segments(self.bounds, index, valid, flat, masks, self.causal_only)
 
     def attn_mask(self, causal: bool) -> torch.Tensor:
         """[N, 1, L or 1, L] bool mask for SDPA, built once per batch and reused by layers."""
+        if self.causal_only and not causal:
+            raise ValueError("a shared prompt is exact for causal attention only")
         if causal not in self._cache:
             if self.masks is not None:
                 mask = self.masks[:, None]  # [N, 1, L, L]

@@ -136,6 +136,35 @@ def test_shared_rows_mask_positions_and_scored_tokens() -> None:
     assert sorted(zip(batch.better.tolist(), batch.worse.tolist(), strict=True)) == [(1, 0), (1, 2)]
 
 
+def test_packed_shared_rows_are_one_causal_sequence_per_completion() -> None:
+    rows = {
+        "group_id": ["a", "b"],
+        "source": ["s", "s"],
+        "ranks": [[1, 0, 1], [0, 1]],
+        "prompt_ids": [[5, 6], [4]],
+        "completion_ids": [[[7, 2], [8, 9, 2], [2]], [[3, 2], [2]]],
+    }
+    packed = PackedGroups.from_dataset(as_dataset(rows))
+    batch = collate(packed, np.array([0, 1]), pad_id=0, multiple=1, layout=SHARED_PACKED)
+    segments = batch.segments
+    assert segments is not None and segments.masks is None
+    assert batch.input_ids.tolist() == [[5, 6, 7, 2, 8, 9, 2, 2, 4, 3, 2, 2]]
+    assert segments.bounds == [(0, 8), (8, 12)]
+    views = [row[ok].tolist() for row, ok in zip(segments.index, segments.valid, strict=True)]
+    assert views == [[0, 1, 2, 3], [0, 1, 4, 5, 6], [0, 1, 7], [8, 9, 10], [8, 11]]
+    # outputs: the prompt from the group's first completion, each completion from its own
+    width = segments.index.shape[1]
+    assert segments.flat_valid.tolist() == [
+        *(0, 1, 2, 3),
+        *(width + 2, width + 3, width + 4),
+        2 * width + 2,
+        *(3 * width, 3 * width + 1, 3 * width + 2),
+        4 * width + 1,
+    ]
+    with pytest.raises(ValueError, match="causal attention only"):
+        segments.attn_mask(causal=False)
+
+
 def test_share_prefix_is_refused_for_encoders(backbones: dict[str, str]) -> None:
     bert, neox = model_of(backbones["bert"]), model_of(backbones["neox"])
     cpu = torch.device("cpu")
