@@ -167,9 +167,13 @@ class _Rows:
 
     tokens: list[np.ndarray]  # per row [L]
     positions: list[np.ndarray]  # per row [L]
-    masks: list[np.ndarray] | None  # per row [L, L] bool (shared prefix), else None
-    scored: list[np.ndarray] | None  # per row: offsets of its scored tokens (shared prefix)
-    views: list[list[np.ndarray]] | None = None  # per row: prompt + one completion, offsets
+    # shared prefix: per row, its prompt length and completion lengths; else None
+    shared: list[tuple[int, list[int]]] | None = None
+
+    def scored(self) -> list[np.ndarray]:
+        """Shared rows: offsets in each row of its completions' last tokens."""
+        assert self.shared is not None
+        return [p + np.cumsum(c, dtype=np.int64) - 1 for p, c in self.shared]
 
 
 def _plain_rows(packed: PackedGroups, groups: np.ndarray) -> _Rows:
@@ -180,17 +184,24 @@ def _plain_rows(packed: PackedGroups, groups: np.ndarray) -> _Rows:
         for c in range(packed.group_offsets[g], packed.group_offsets[g + 1]):
             comp = packed.comp_values[packed.comp_offsets[c] : packed.comp_offsets[c + 1]]
             tokens.append(np.concatenate([prompt, comp]))
-    return _Rows(tokens, [np.arange(len(t)) for t in tokens], None, None)
+    return _Rows(tokens, [np.arange(len(t)) for t in tokens])
 
 
-def _prompt_views(n_prompt: int, comp_lengths: list[int]) -> list[np.ndarray]:
-    """Offsets in a shared row of the prompt followed by each completion, one per completion."""
-    starts = n_prompt + np.concatenate([[0], np.cumsum(comp_lengths)[:-1]]).astype(np.int64)
-    prompt = np.arange(n_prompt)
-    return [
-        np.concatenate([prompt, np.arange(s, s + n)])
-        for s, n in zip(starts, comp_lengths, strict=True)
-    ]
+def _shared_rows(packed: PackedGroups, groups: np.ndarray) -> _Rows:
+    """One row per group: prompt, then each completion at positions restarting after it."""
+    tokens, positions, shared = [], [], []
+    for g in groups:
+        prompt = packed.prompt_values[packed.prompt_offsets[g] : packed.prompt_offsets[g + 1]]
+        comps = [
+            packed.comp_values[packed.comp_offsets[c] : packed.comp_offsets[c + 1]]
+            for c in range(packed.group_offsets[g], packed.group_offsets[g + 1])
+        ]
+        n_prompt, comp_lengths = len(prompt), [len(c) for c in comps]
+        tokens.append(np.concatenate([prompt, *comps]))
+        comp_positions = (np.arange(n_prompt, n_prompt + n) for n in comp_lengths)
+        positions.append(np.concatenate([np.arange(n_prompt), *comp_positions]))
+        shared.append((n_prompt, comp_lengths))
+    return _Rows(tokens, positions, shared)
 
 
 def _shared_mask(n_prompt: int, comp_lengths: list[int]) -> np.ndarray:
@@ -207,33 +218,12 @@ def _shared_mask(n_prompt: int, comp_lengths: list[int]) -> np.ndarray:
     return mask
 
 
-def _shared_rows(packed: PackedGroups, groups: np.ndarray, dense_masks: bool) -> _Rows:
-    """One row per group: prompt, then each completion at positions restarting after it.
-
-    Padded rows carry the [L, L] mask of `_shared_mask`; packed rows carry the same
-    visibility as views (prompt + one completion each), which the packed attention runs as
-    ordinary causal sequences.
-    """
-    tokens, positions, masks, scored, views = [], [], [], [], []
-    for g in groups:
-        prompt = packed.prompt_values[packed.prompt_offsets[g] : packed.prompt_offsets[g + 1]]
-        comps = [
-            packed.comp_values[packed.comp_offsets[c] : packed.comp_offsets[c + 1]]
-            for c in range(packed.group_offsets[g], packed.group_offsets[g + 1])
-        ]
-        n_prompt, comp_lengths = len(prompt), [len(c) for c in comps]
-        tokens.append(np.concatenate([prompt, *comps]))
-        positions.append(
-            np.concatenate(
-                [np.arange(n_prompt), *(np.arange(n_prompt, n_prompt + n) for n in comp_lengths)]
-            )
-        )
-        scored.append(n_prompt + np.cumsum(comp_lengths, dtype=np.int64) - 1)
-        if dense_masks:
-            masks.append(_shared_mask(n_prompt, comp_lengths))
-        else:
-            views.append(_prompt_views(n_prompt, comp_lengths))
-    return _Rows(tokens, positions, masks if dense_masks else None, scored, views or None)
+def _prompt_views(n_prompt: int, comp_lengths: list[int]) -> list[np.ndarray]:
+    """Offsets in a shared row of the prompt followed by each completion, one per completion."""
+    starts = n_prompt + np.concatenate([[0], np.cumsum(comp_lengths)[:-1]]).astype(np.int64)
+    prompt = np.arange(n_prompt)
+    pairs = zip(starts, comp_lengths, strict=True)
+    return [np.concatenate([prompt, np.arange(s, s + n)]) for s, n in pairs]
 
 
 def _pad_rows(rows: _Rows, pad_id: int, multiple: int) -> dict[str, Any]:
@@ -244,16 +234,16 @@ def _pad_rows(rows: _Rows, pad_id: int, multiple: int) -> dict[str, Any]:
     for r, (tok, pos) in enumerate(zip(rows.tokens, rows.positions, strict=True)):
         ids[r, : len(tok)], positions[r, : len(pos)] = tok, pos
     out: dict[str, Any] = {"input_ids": torch.from_numpy(ids)}
-    if rows.masks is None:  # plain rows: a 2-D padding mask; positions are the default ones
+    if rows.shared is None:  # plain rows: a 2-D padding mask; positions are the default ones
         mask = np.arange(width)[None, :] < lengths[:, None]
         out["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
         return out
     # [R, 1, T, T]; padding rows attend to themselves only, so no softmax row is empty
     full = np.broadcast_to(np.eye(width, dtype=bool), (len(lengths), width, width)).copy()
-    for r, mask in enumerate(rows.masks):
-        full[r, : len(mask), : len(mask)] = mask
-    assert rows.scored is not None
-    index = np.concatenate([r * width + s for r, s in enumerate(rows.scored)])
+    for r, (n_prompt, comp_lengths) in enumerate(rows.shared):
+        length = n_prompt + sum(comp_lengths)
+        full[r, :length, :length] = _shared_mask(n_prompt, comp_lengths)
+    index = np.concatenate([r * width + s for r, s in enumerate(rows.scored())])
     out.update(
         attention_mask=torch.from_numpy(full[:, None]),
         position_ids=torch.from_numpy(positions),
@@ -262,15 +252,33 @@ def _pad_rows(rows: _Rows, pad_id: int, multiple: int) -> dict[str, Any]:
     return out
 
 
-def _pack_rows(rows: _Rows, multiple: int) -> dict[str, Any]:
+def _shared_segments(rows: _Rows, multiple: int) -> Segments:
+    """Packed shared rows as whichever costs less attention: one sequence per group with a
+    block mask (long prompts, few completions), or one causal sequence per completion that
+    reads the prompt again (many or long completions). Both are exact."""
+    assert rows.shared is not None
     lengths = [len(t) for t in rows.tokens]
-    if rows.views is None:
-        segments = Segments.build(lengths, rows.masks, multiple)
-    else:  # shared prompts: one causal sequence per completion, no [L, L] block masks
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        bounds = [(int(s), int(s + n)) for s, n in zip(offsets, lengths, strict=True)]
-        views = [s + v for s, row in zip(offsets, rows.views, strict=True) for v in row]
-        segments = Segments.from_views(views, bounds, multiple)
+    by_group = len(lengths) * _width(np.asarray(lengths), multiple) ** 2
+    view_lengths = np.array([p + n for p, comps in rows.shared for n in comps])
+    by_completion = len(view_lengths) * _width(view_lengths, multiple) ** 2
+    if by_group <= by_completion:
+        masks = [_shared_mask(p, comps) for p, comps in rows.shared]
+        return Segments.build(lengths, masks, multiple)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    bounds = [(int(s), int(s + n)) for s, n in zip(offsets, lengths, strict=True)]
+    views = [
+        offset + view
+        for offset, (p, comps) in zip(offsets, rows.shared, strict=True)
+        for view in _prompt_views(p, comps)
+    ]
+    return Segments.from_views(views, bounds, multiple)
+
+
+def _pack_rows(rows: _Rows, multiple: int) -> dict[str, Any]:
+    if rows.shared is None:
+        segments = Segments.build([len(t) for t in rows.tokens], None, multiple)
+    else:
+        segments = _shared_segments(rows, multiple)
     ids = torch.from_numpy(np.concatenate(rows.tokens))[None]  # [1, S]
     out: dict[str, Any] = {
         "input_ids": ids,
@@ -278,9 +286,9 @@ def _pack_rows(rows: _Rows, multiple: int) -> dict[str, Any]:
         "position_ids": torch.from_numpy(np.concatenate(rows.positions))[None],  # [1, S]
         "segments": segments,
     }
-    if rows.scored is not None:
+    if rows.shared is not None:
         starts = [start for start, _ in segments.bounds]
-        index = np.concatenate([s + o for s, o in zip(starts, rows.scored, strict=True)])
+        index = np.concatenate([s + o for s, o in zip(starts, rows.scored(), strict=True)])
         out["score_index"] = torch.from_numpy(index)
     return out
 
@@ -295,11 +303,7 @@ def collate(
     """One batch of the given groups (all k completions each), with every pair of different
     rank. Padded rows are right-padded to a multiple of `multiple`."""
     k = packed.k[groups]
-    rows = (
-        _shared_rows(packed, groups, dense_masks=not layout.packed)
-        if layout.share_prefix
-        else _plain_rows(packed, groups)
-    )
+    rows = _shared_rows(packed, groups) if layout.share_prefix else _plain_rows(packed, groups)
     tensors = _pack_rows(rows, multiple) if layout.packed else _pad_rows(rows, pad_id, multiple)
     comp_rows = np.concatenate(
         [np.arange(packed.group_offsets[g], packed.group_offsets[g + 1]) for g in groups]

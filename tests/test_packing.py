@@ -39,7 +39,9 @@ def backbones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"bert": make_tiny_bert(root / "bert"), "neox": make_tiny_neox(root / "neox")}
 
 
-def groups(n: int = 9, seed: int = 1) -> datasets.Dataset:
+def groups(
+    n: int = 9, seed: int = 1, prompt: tuple[int, int] = (1, 31), comp: tuple[int, int] = (1, 13)
+) -> datasets.Dataset:
     """Random token groups, k = 2..4, with tied ranks, prompts of 1..30 tokens."""
     rng = np.random.default_rng(seed)
     rows: dict[str, list] = {k: [] for k in ("group_id", "source", "ranks")}
@@ -49,9 +51,9 @@ def groups(n: int = 9, seed: int = 1) -> datasets.Dataset:
         rows["group_id"].append(str(g))
         rows["source"].append("s")
         rows["ranks"].append([0, 0, 1, 2][:k] if g % 2 else list(range(k)))
-        rows["prompt_ids"].append(rng.integers(10, 300, rng.integers(1, 31)).tolist())
+        rows["prompt_ids"].append(rng.integers(10, 300, rng.integers(*prompt)).tolist())
         rows["completion_ids"].append(
-            [rng.integers(10, 300, rng.integers(1, 13)).tolist() for _ in range(k)]
+            [rng.integers(10, 300, rng.integers(*comp)).tolist() for _ in range(k)]
         )
     return as_dataset(rows)
 
@@ -69,8 +71,14 @@ def model_of(name: str, pooling: str = "auto", attn: str | None = None) -> Rewar
     return model.eval()
 
 
-def rewards(model: RewardModel, layout: BatchLayout, batch_size: int = 4) -> np.ndarray:
-    return np.concatenate(score_groups(model, groups(), batch_size, layout=layout))
+def rewards(
+    model: RewardModel,
+    layout: BatchLayout,
+    batch_size: int = 4,
+    data: datasets.Dataset | None = None,
+) -> np.ndarray:
+    data = groups() if data is None else data
+    return np.concatenate(score_groups(model, data, batch_size, layout=layout))
 
 
 @pytest.mark.parametrize(
@@ -104,15 +112,27 @@ def test_packed_attention_keeps_sequences_apart(backbones: dict[str, str], kind:
     assert not torch.allclose(apart, mixed.last_hidden_state[0], atol=1e-3)
 
 
+SHAPES = {  # packed, long prompts run as one block-masked sequence per group
+    "short_prompts": {"prompt": (1, 8), "comp": (8, 24)},
+    "long_prompts": {"prompt": (60, 90), "comp": (1, 4)},
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_shared_prefix_rewards_equal_unshared(backbones: dict[str, str], attn: str) -> None:
+def test_shared_prefix_rewards_equal_unshared(
+    backbones: dict[str, str], attn: str, shape: str
+) -> None:
     """Causal model: each completion after one prompt copy scores as in its own row."""
-    model = model_of(backbones["neox"], attn=attn)
-    expected = rewards(model, PLAIN)
-    assert np.allclose(rewards(model, SHARED), expected, atol=1e-5)
+    model, data = model_of(backbones["neox"], attn=attn), groups(**SHAPES[shape])
+    expected = rewards(model, PLAIN, data=data)
+    assert np.allclose(rewards(model, SHARED, data=data), expected, atol=1e-5)
     if attn == "sdpa":
         assert model.enable_packing()
-        assert np.allclose(rewards(model, SHARED_PACKED), expected, atol=1e-5)
+        assert np.allclose(rewards(model, SHARED_PACKED, data=data), expected, atol=1e-5)
+        batch = collate(PackedGroups.from_dataset(data), np.arange(4), 0, layout=SHARED_PACKED)
+        assert batch.segments is not None
+        assert (batch.segments.masks is not None) == (shape == "long_prompts")
 
 
 def test_shared_rows_mask_positions_and_scored_tokens() -> None:
