@@ -37,6 +37,7 @@ import torch  # noqa: E402
 
 from rmcore import stages  # noqa: E402
 from rmcore.config import Params, parse_params  # noqa: E402
+from rmcore.metrics import group_pair_accuracy  # noqa: E402
 from rmcore.paths import Layout  # noqa: E402
 from rmcore.tokenize import META_FILE, load_tokenized  # noqa: E402
 
@@ -143,14 +144,9 @@ def write_project(root: Path, source_layout: Layout, splits: dict[str, datasets.
 
 
 def pair_accuracy(rewards: list[np.ndarray], ranks: list[list[int]]) -> float:
-    """Share of pairs of different rank whose better completion gets the higher reward."""
-    right = total = 0
-    for r, rk in zip(rewards, ranks, strict=True):
-        for i in range(len(rk)):
-            for j in range(len(rk)):
-                if rk[i] < rk[j]:
-                    right, total = right + int(r[i] > r[j]), total + 1
-    return right / max(total, 1)
+    """Share of pairs of different rank whose better completion gets the higher reward,
+    computed by the evaluate stage's code."""
+    return group_pair_accuracy(rewards, ranks)
 
 
 def matmul_peak(dtype: torch.dtype, device: str, sizes: tuple[int, ...], budget_s: float) -> dict:

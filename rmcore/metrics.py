@@ -156,6 +156,14 @@ def pair_accuracy(better_values: np.ndarray, worse_values: np.ndarray) -> dict[s
     return {"accuracy": correct, "tie_rate": ties, "accuracy_ties_half": correct + ties / 2}
 
 
+def group_pair_accuracy(rewards: Sequence[Any], ranks: Sequence[Any]) -> float:
+    """Pairwise accuracy (ties wrong) of per-group rewards, as `pairwise_accuracy` in
+    metrics/eval.json."""
+    scores = GroupScores.from_groups(rewards, ranks)
+    pairs = ranked_pairs(scores)
+    return pair_accuracy(scores.rewards[pairs.better], scores.rewards[pairs.worse])["accuracy"]
+
+
 def _group_mean(values: np.ndarray, group: np.ndarray, n_groups: int) -> float:
     """Mean over groups of each group's mean of `values` (each group counts once)."""
     counts = np.bincount(group, minlength=n_groups)

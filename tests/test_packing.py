@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
@@ -25,12 +24,7 @@ PLAIN, PACKED = BatchLayout(), BatchLayout(packed=True)
 SHARED, SHARED_PACKED = BatchLayout(share_prefix=True), BatchLayout(True, True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import yaml
 from rmcore import stages
 from rmcore.batching import score_groups
 from rmcore.config import parse_params
+from rmcore.metrics import group_pair_accuracy
 from rmcore.model import build_reward_model, load_reward_model
 from rmcore.paths import Layout
 from rmcore.runtime import resolve_precision
@@ -38,13 +38,7 @@ from tests.tiny import (
 TIMING = {"pairs_per_s", "tokens_per_s", "train_seconds", "wall_s", "resumed_from_step"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest (and identically in subprocesses) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +84,7 @@ def test_loss_falls_and_heldout_accuracy_rises_on_sample(tmp_path: Path) -> None
     validation = load_tokenized(layout, "validation")
     torch.manual_seed(params.train.seed)  # the initial weights of the run
     untrained = build_reward_model(params.model, params.tokenize)
-    before = _pair_accuracy(score_groups(untrained, validation, 16), validation["ranks"])
+    before = group_pair_accuracy(score_groups(untrained, validation, 16), validation["ranks"])
     metrics = stages.train(params, layout)
     steps = pd.read_csv(layout.train_steps)
     assert list(steps.columns[:6]) == ["step", "epoch", "loss", "accuracy", "margin", "pairs"]
@@ -102,7 +96,7 @@ def test_loss_falls_and_heldout_accuracy_rises_on_sample(tmp_path: Path) -> None
     # models/reward_model is the best checkpoint: re-scoring it gives the best accuracy
     reward_model = load_reward_model(layout.model_dir)
     rewards = score_groups(reward_model, validation, batch_size=5)
-    assert _pair_accuracy(rewards, validation["ranks"]) == pytest.approx(
+    assert group_pair_accuracy(rewards, validation["ranks"]) == pytest.approx(
         metrics["best_val_accuracy"], abs=1e-6
     )
     flat = np.concatenate(rewards)
@@ -110,16 +104,6 @@ def test_loss_falls_and_heldout_accuracy_rises_on_sample(tmp_path: Path) -> None
     assert reward_model.reward_stats["mean"] == pytest.approx(float(flat.mean()), abs=1e-5)
     assert reward_model.reward_stats["std"] == pytest.approx(float(flat.std()), abs=1e-5)
     assert not layout.checkpoints.exists()  # finished runs leave nothing to resume
-
-
-def _pair_accuracy(rewards: list[np.ndarray], ranks: list[list[int]]) -> float:
-    right = total = 0
-    for r, rk in zip(rewards, ranks, strict=True):
-        for i in range(len(rk)):
-            for j in range(len(rk)):
-                if rk[i] < rk[j]:
-                    right, total = right + int(r[i] > r[j]), total + 1
-    return right / total
 
 
 def test_same_seed_same_metrics(tokenized: dict[str, Path], tmp_path: Path) -> None:
