@@ -279,6 +279,7 @@ def _pack_rows(rows: _Rows, multiple: int) -> dict[str, Any]:
         segments = Segments.build([len(t) for t in rows.tokens], None, multiple)
     else:
         segments = _shared_segments(rows, multiple)
+    segments = segments.chunked(multiple)
     ids = torch.from_numpy(np.concatenate(rows.tokens))[None]  # [1, S]
     out: dict[str, Any] = {
         "input_ids": ids,

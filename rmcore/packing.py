@@ -7,14 +7,16 @@ varlen kernels (CUDA only); its SDPA path turns packed position ids into one den
 block mask, quadratic in the whole batch.
 
 The attention function `rmcore_packed` instead gathers each sequence's queries, keys and
-values into a padded [N, H, L, D] block (one index op each), runs PyTorch SDPA once with a
-mask that keeps every sequence to itself (plus causality, or a prefix-sharing block mask),
-and scatters the result back to [1, S]. With a shared prompt (`Segments.from_views`) each
-completion is gathered as its own causal sequence, prompt then completion: the prompt's
-keys and values are read once per completion, its projections and MLPs run once, and no
-attention is spent between completions of one group. The op count per layer is constant,
-whatever the number of sequences, which keeps CPU threads busy with work rather than
-synchronisation.
+values into a padded [N, H, L, D] block (one index op each), runs PyTorch SDPA with a mask
+that keeps every sequence to itself (plus causality, or a prefix-sharing block mask), and
+scatters the result back to [1, S]. Big batches of mixed lengths go in up to four chunks of
+similar length (`Segments.chunked`), each padded only to its own longest sequence.
+
+With a shared prompt (`Segments.from_views`) each completion is gathered as its own causal
+sequence, prompt then completion: the prompt's keys and values are read once per completion,
+its projections and MLPs run once, and no attention is spent between completions of one
+group. The op count per layer is small and does not grow with the number of sequences,
+which keeps CPU threads busy with work rather than synchronisation.
 
 Without `packed_segments` (padded batches, scoring) the function is transformers' SDPA
 attention, unchanged: a backbone switched to `rmcore_packed` computes what it did before.
@@ -46,7 +48,8 @@ class Segments:
     bounds: [start, end) of each sequence (or shared-prompt group) in the row. index [N, L]:
     row position of each sequence's t-th token (past its end: its first token, masked out as
     a key and dropped as a query, so it gets no gradient). valid [N, L]: t < length;
-    flat_valid [S]: for each row position, the flat [N * L] index its output is read from.
+    flat_valid [S]: for each row position, the flat index its output is read from ([N * L],
+    or with chunks the chunks' [n_c * width] outputs one after the other).
     masks [N, L, L] bool (True = may attend), or None: each sequence sees all of itself
     (causally in a causal model). causal_only: sequences overlap (a shared prompt), which
     is exact only under a causal mask.
@@ -58,7 +61,10 @@ class Segments:
     flat_valid: torch.Tensor  # [S] int64
     masks: torch.Tensor | None = None  # [N, L, L] bool
     causal_only: bool = False
-    _cache: dict[bool, torch.Tensor] = field(default_factory=dict, repr=False)
+    # sequences of similar length attended together, each chunk only as wide as its longest
+    # sequence (see `chunked`); None: one chunk of all N sequences, L wide
+    chunks: list[tuple[torch.Tensor, int]] | None = None  # (rows [n_c], width)
+    _cache: dict[bool, list[torch.Tensor]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -108,26 +114,71 @@ class Segments:
             causal_only=True,
         )
 
+    def chunked(self, multiple: int = 8, max_chunks: int = 4, min_rows: int = 8) -> Segments:
+        """The same segments attended in up to `max_chunks` chunks of similar length, so
+        short sequences are not padded to the longest of the batch; self where that would
+        save less than a fifth of the attention."""
+        n, width = self.valid.shape
+        n_chunks = min(max_chunks, n // min_rows)
+        if n_chunks < 2:
+            return self
+        lengths = self.valid.sum(1).numpy()
+        parts = np.array_split(np.argsort(-lengths, kind="stable"), n_chunks)
+        widths = [max(1, -(-int(lengths[p].max()) // multiple) * multiple) for p in parts]
+        if sum(len(p) * w * w for p, w in zip(parts, widths, strict=True)) > 0.8 * n * width**2:
+            return self
+        # output of (row r, position t): chunk offset + r's place in its chunk * width + t
+        start = np.zeros(n, dtype=np.int64)
+        row_width = np.zeros(n, dtype=np.int64)
+        offset = 0
+        for part, w in zip(parts, widths, strict=True):
+            start[part] = offset + np.arange(len(part)) * w
+            row_width[part] = w
+            offset += len(part) * w
+        flat = self.flat_valid.numpy()
+        remapped = start[flat // width] + flat % width
+        chunks = [(torch.from_numpy(p), w) for p, w in zip(parts, widths, strict=True)]
+        return Segments(
+            self.bounds,
+            self.index,
+            self.valid,
+            torch.from_numpy(remapped),
+            self.masks,
+            self.causal_only,
+            chunks,
+        )
+
     def to(self, device: torch.device | str) -> Segments:
         index, valid, flat = (t.to(device) for t in (self.index, self.valid, self.flat_valid))
         masks = None if self.masks is None else self.masks.to(device)
-        return Segments(self.bounds, index, valid, flat, masks, self.causal_only)
+        chunks = None if self.chunks is None else [(r.to(device), w) for r, w in self.chunks]
+        return Segments(self.bounds, index, valid, flat, masks, self.causal_only, chunks)
 
-    def attn_mask(self, causal: bool) -> torch.Tensor:
-        """[N, 1, L or 1, L] bool mask for SDPA, built once per batch and reused by layers."""
+    def chunk_indices(self) -> list[torch.Tensor]:
+        """Per chunk, [n_c, width] row positions of its sequences' tokens."""
+        if self.chunks is None:
+            return [self.index]
+        return [self.index[rows, :width] for rows, width in self.chunks]
+
+    def attn_mask(self, causal: bool) -> list[torch.Tensor]:
+        """Per chunk, the [n, 1, L or 1, L] bool mask for SDPA, built once per batch and
+        reused by every layer."""
         if self.causal_only and not causal:
             raise ValueError("a shared prompt is exact for causal attention only")
         if causal not in self._cache:
-            if self.masks is not None:
-                mask = self.masks[:, None]  # [N, 1, L, L]
-            elif causal:
-                width = self.valid.shape[1]
-                tril = torch.ones(width, width, dtype=torch.bool, device=self.valid.device).tril()
-                mask = (tril[None] & self.valid[:, None, :])[:, None]  # [N, 1, L, L]
-            else:
-                mask = self.valid[:, None, None, :]  # [N, 1, 1, L]: real keys only
-            self._cache[causal] = mask
+            full = self.index.shape[1]
+            chunks = self.chunks or [(torch.arange(len(self.index)), full)]
+            self._cache[causal] = [self._mask(rows, width, causal) for rows, width in chunks]
         return self._cache[causal]
+
+    def _mask(self, rows: torch.Tensor, width: int, causal: bool) -> torch.Tensor:
+        valid = self.valid[rows, :width]
+        if self.masks is not None:
+            return self.masks[rows, :width, :width][:, None]  # [n, 1, L, L]
+        if causal:
+            tril = torch.ones(width, width, dtype=torch.bool, device=valid.device).tril()
+            return (tril[None] & valid[:, None, :])[:, None]  # [n, 1, L, L]
+        return valid[:, None, None, :]  # [n, 1, 1, L]: real keys only
 
 
 def _gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -159,16 +210,19 @@ def packed_attention(
         key = key.repeat_interleave(groups, dim=1)
         value = value.repeat_interleave(groups, dim=1)
     causal = bool(is_causal if is_causal is not None else getattr(module, "is_causal", False))
-    out = F.scaled_dot_product_attention(
-        _gather(query, segments.index),
-        _gather(key, segments.index),
-        _gather(value, segments.index),
-        attn_mask=segments.attn_mask(causal),
-        dropout_p=dropout,
-        scale=scaling,
-    )  # [N, H, L, D]
-    n, heads, width, dim = out.shape
-    rows = out.transpose(1, 2).reshape(n * width, heads, dim)  # [N*L, H, D]
+    heads, dim = query.shape[1], value.shape[-1]
+    outs = []
+    for index, mask in zip(segments.chunk_indices(), segments.attn_mask(causal), strict=True):
+        out = F.scaled_dot_product_attention(
+            _gather(query, index),
+            _gather(key, index),
+            _gather(value, index),
+            attn_mask=mask,
+            dropout_p=dropout,
+            scale=scaling,
+        )  # [n, H, L, D]
+        outs.append(out.transpose(1, 2).reshape(-1, heads, dim))  # [n*L, H, D]
+    rows = outs[0] if len(outs) == 1 else torch.cat(outs)
     return rows.index_select(0, segments.flat_valid)[None], None  # [1, S, H, D]
 
 

@@ -86,6 +86,22 @@ def test_packed_rewards_equal_padded(backbones: dict[str, str], kind: str, pooli
     assert np.allclose(rewards(model, PLAIN, batch_size=5), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize(("kind", "layout"), [("bert", PACKED), ("neox", SHARED_PACKED)])
+def test_chunks_of_similar_length_give_the_same_rewards(
+    backbones: dict[str, str], kind: str, layout: BatchLayout
+) -> None:
+    """Big batches of mixed lengths attend in chunks, each only as wide as it needs."""
+    model = model_of(backbones[kind])
+    data = groups(n=24, prompt=(1, 4), comp=(1, 60))
+    batch = collate(PackedGroups.from_dataset(data), np.arange(24), 0, layout=layout)
+    assert batch.segments is not None and batch.segments.chunks is not None
+    widths = [width for _, width in batch.segments.chunks]
+    assert len(widths) > 1 and max(widths) > min(widths)
+    expected = rewards(model, PLAIN, batch_size=5, data=data)
+    assert model.enable_packing()
+    assert np.allclose(rewards(model, layout, batch_size=24, data=data), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["bert", "neox"])
 def test_packed_attention_keeps_sequences_apart(backbones: dict[str, str], kind: str) -> None:
     """Packed states equal each sequence's own; plain SDPA on the row would mix them."""
