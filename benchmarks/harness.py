@@ -37,7 +37,6 @@ import torch  # noqa: E402
 
 from rmcore import stages  # noqa: E402
 from rmcore.config import Params, parse_params  # noqa: E402
-from rmcore.metrics import group_pair_accuracy  # noqa: E402
 from rmcore.paths import Layout  # noqa: E402
 from rmcore.tokenize import META_FILE, load_tokenized  # noqa: E402
 
@@ -141,12 +140,6 @@ def write_project(root: Path, source_layout: Layout, splits: dict[str, datasets.
     for name, ds in splits.items():
         ds.save_to_disk(str(layout.tokenized / name))
     return layout
-
-
-def pair_accuracy(rewards: list[np.ndarray], ranks: list[list[int]]) -> float:
-    """Share of pairs of different rank whose better completion gets the higher reward,
-    computed by the evaluate stage's code."""
-    return group_pair_accuracy(rewards, ranks)
 
 
 def matmul_peak(dtype: torch.dtype, device: str, sizes: tuple[int, ...], budget_s: float) -> dict:

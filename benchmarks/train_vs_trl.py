@@ -36,6 +36,7 @@ import torch
 from rmcore import stages
 from rmcore.batching import score_groups
 from rmcore.config import TokenizeConfig
+from rmcore.metrics import group_pair_accuracy
 from rmcore.model import RewardModel, load_reward_model, load_tokenizer, resolve_backbone
 from rmcore.runtime import cpu_has_native_bf16
 from rmcore.tokenize import encode_records, load_tokenized
@@ -133,7 +134,7 @@ def heldout_accuracy(model: RewardModel, heldout: datasets.Dataset, device: str)
     seconds = time.perf_counter() - start
     pairs = sum(h.pair_count(r) for r in heldout["ranks"])
     return {
-        "acc": round(h.pair_accuracy(rewards, heldout["ranks"]), 4),
+        "acc": round(group_pair_accuracy(rewards, heldout["ranks"]), 4),
         "pairs": pairs,
         "eval_pairs_per_s": round(pairs / max(seconds, 1e-9), 2),
     }

@@ -384,11 +384,10 @@ def load_reward_model(
             "model.trust_remote_code: true); load it only if you trust that code, by setting "
             "model.trust_remote_code: true (or trust_remote_code=True)"
         )
-    remote = trust_remote_code
     backbone = AutoModelForSequenceClassification.from_pretrained(
-        path, use_safetensors=True, dtype=torch.float32, trust_remote_code=remote
+        path, use_safetensors=True, dtype=torch.float32, trust_remote_code=trust_remote_code
     )
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     tokenizer.padding_side = "right"
     model = RewardModel(
         backbone,
@@ -396,7 +395,7 @@ def load_reward_model(
         meta["pooling"],
         TokenizeConfig(**meta["tokenize"]),
         meta.get("reward_stats"),
-        trust_remote_code=remote,
+        trust_remote_code=trust_remote_code,
     )
     if model.reward_head is not None:
         model.reward_head.load_state_dict(load_file(str(path / HEAD_FILE)))

@@ -129,11 +129,9 @@ class Segments:
             return self
         # output of (row r, position t): chunk offset + r's place in its chunk * width + t
         start = np.zeros(n, dtype=np.int64)
-        row_width = np.zeros(n, dtype=np.int64)
         offset = 0
         for part, w in zip(parts, widths, strict=True):
             start[part] = offset + np.arange(len(part)) * w
-            row_width[part] = w
             offset += len(part) * w
         flat = self.flat_valid.numpy()
         remapped = start[flat // width] + flat % width
