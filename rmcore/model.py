@@ -131,6 +131,12 @@ def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedToke
     return tokenizer
 
 
+def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """[N, T] padding mask -> [N, T] position ids counting real tokens only, so a left-padded
+    row gets the positions it would have alone (padding: 0 before, the last one after)."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
 def default_pooling(decoder: bool) -> str:
     return "last" if decoder else "cls"
 
@@ -183,7 +189,8 @@ class RewardModel(nn.Module):
         `score_index` [M] (flat indices into N*T positions) selects the scored tokens
         explicitly, for layouts where a row holds several sequences; rewards are then [M].
         `segments` marks a packed row [1, S] (see `rmcore.batching.collate`); it needs
-        `enable_packing()` first.
+        `enable_packing()` first. A decoder given a 2-D mask and no position ids numbers the
+        real tokens of each row from 0, so left and right padding give the same rewards.
         """
         if segments is None and score_index is None and self.native and not self.decoder:
             out = self.backbone(
@@ -195,6 +202,8 @@ class RewardModel(nn.Module):
             if self.backbone.config._attn_implementation != PACKED_ATTENTION:
                 raise RuntimeError("a packed batch needs model.enable_packing() first")
             extra[SEGMENTS_KWARG] = segments
+        if position_ids is None and self.decoder and attention_mask.dim() == 2:
+            position_ids = positions_from_mask(attention_mask)
         hidden = self.backbone.base_model(
             input_ids=input_ids,
             attention_mask=self._backbone_mask(attention_mask),
@@ -332,9 +341,11 @@ def build_reward_model(
     source = resolve_backbone(cfg.name)
     refuse_pickle_weights(source, "model.name")
     tokenizer = load_tokenizer(cfg.name, cfg.trust_remote_code)
-    overrides: dict[str, Any] = {"num_labels": 1, "pad_token_id": tokenizer.pad_token_id}
+    overrides: dict[str, Any] = {"num_labels": 1}
     if cfg.dropout is not None:
         overrides.update(_dropout_overrides(source, cfg))
+    # The backbone's own pad id at load time: an added pad token lies beyond the embedding
+    # until it is resized, and classes that build `nn.Embedding(..., padding_idx)` refuse it.
     backbone = AutoModelForSequenceClassification.from_pretrained(
         source,
         use_safetensors=True,
@@ -342,12 +353,25 @@ def build_reward_model(
         dtype=torch.float32,
         **overrides,
     )
-    if len(tokenizer) > backbone.get_input_embeddings().weight.shape[0]:
-        backbone.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    backbone.config.pad_token_id = tokenizer.pad_token_id
+    _set_pad_token(backbone, int(tokenizer.pad_token_id), len(tokenizer))
     return RewardModel(
         backbone, tokenizer, cfg.pooling, tokenize_config, trust_remote_code=cfg.trust_remote_code
     )
+
+
+def _set_pad_token(backbone: PreTrainedModel, pad_id: int, vocab: int) -> None:
+    """Grow the embedding to the tokenizer's vocabulary and make `pad_id` the model's pad.
+
+    The embedding's `padding_idx` follows, as a reload from the saved config would build it:
+    the pad row then gets no gradient (it only ever sits at masked positions anyway).
+    """
+    weight = backbone.get_input_embeddings().weight
+    if isinstance(weight, torch.Tensor) and vocab > weight.shape[0]:
+        backbone.resize_token_embeddings(vocab, mean_resizing=False)
+    backbone.config.pad_token_id = pad_id
+    embedding = backbone.get_input_embeddings()
+    if isinstance(embedding, nn.Embedding):
+        embedding.padding_idx = pad_id
 
 
 def _dropout_overrides(source: str, cfg: ModelConfig) -> dict[str, float]:
