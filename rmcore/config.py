@@ -102,8 +102,16 @@ class TokenizeConfig(_Section):
     max_length: int = Field(
         512,
         ge=8,
-        description="Tokens per prompt+completion sequence. The prompt is trimmed first (oldest "
-        "turns, then tokens from the left); a completion is cut only if it alone does not fit.",
+        description="Tokens per prompt+completion sequence. A prompt longer than "
+        "max_prompt_length is trimmed (oldest turns, then tokens from the left); a completion "
+        "is cut only where it does not fit beside its kept prompt.",
+    )
+    max_prompt_length: int | None = Field(
+        None,
+        ge=1,
+        description="Tokens a prompt may keep; null: max_length // 2. The prompt's truncation "
+        "depends on the prompt alone, so a response scored alone gets the tokens it had in "
+        "its group. Must be less than max_length.",
     )
     template: Literal["auto", "chat", "plain"] = Field(
         "auto",
@@ -111,6 +119,23 @@ class TokenizeConfig(_Section):
         "`User: ... Assistant:` template.",
     )
     batch_size: int = Field(1000, ge=1, description="Records per batched tokenizer call.")
+
+    @model_validator(mode="after")
+    def _prompt_leaves_room(self) -> TokenizeConfig:
+        if self.max_prompt_length is not None and self.max_prompt_length >= self.max_length:
+            raise ValueError(
+                f"max_prompt_length ({self.max_prompt_length}) must be less than max_length "
+                f"({self.max_length}), to leave room for the completion; lower it, or use null "
+                "for max_length // 2"
+            )
+        return self
+
+    @property
+    def prompt_limit(self) -> int:
+        """Tokens a prompt keeps at most: max_prompt_length, or max_length // 2 when null."""
+        if self.max_prompt_length is None:
+            return self.max_length // 2
+        return self.max_prompt_length
 
 
 class ModelConfig(_Section):

@@ -9,13 +9,20 @@ tokenizer's chat template when it has one (template `auto`), else with the plain
 tokenizer itself puts first (CLS, BOS). Each completion (` <text>` in the plain template) ends
 with the end token: what the tokenizer appends itself (SEP for BERT), else EOS.
 
-Truncation to `max_length` never drops a group and never cuts a completion first:
+Truncation to `max_length` never drops a group:
 
-1. a completion is cut (its end token kept) only when it alone does not fit beside the
-   prompt's leading special tokens;
-2. the prompt, shared by the group, gets what the longest completion leaves: older turns are
-   dropped first (whole user turns, a leading system message stays) down to the last user turn;
-   if that is still too long, its tokens are cut from the left (leading special tokens stay).
+1. the prompt is trimmed only when it is longer than `max_prompt_length` (null: max_length // 2):
+   older turns are dropped first (whole user turns, a leading system message stays) down to the
+   last user turn; if that is still too long, its tokens are cut from the left (leading special
+   tokens stay);
+2. each completion gets what its kept prompt leaves, `max_length - len(prompt)`, and is cut (its
+   end token kept) only when it does not fit in that.
+
+Why this rule: the prompt's truncation depends on the prompt alone and a completion's cut on the
+kept prompt and itself, never on the other completions of the group. So the group shares one
+prompt (prefix sharing stays exact), and a (prompt, response) scored alone, as the registered
+model does (`rmcore.model.score_texts`), gets the very tokens, hence the very reward, that
+evaluation gave it inside its group.
 """
 
 from __future__ import annotations
@@ -134,18 +141,18 @@ class _Formatter:
 
     def fit(self, messages: list[Message], prompt: list[int], comps: list[list[int]]) -> Encoded:
         """Apply the truncation rules (module docstring) to one group."""
-        keep = self.kept_prefix(prompt)
-        room = self.cfg.max_length - keep  # for prompt text + one completion
+        limit = self.cfg.prompt_limit
+        trimmed = len(prompt) > limit
+        if trimmed:
+            prompt = self._trim(messages, limit)
+        room = max(self.cfg.max_length - len(prompt), 1)  # for one completion, end token included
         completions, cut = [], 0
         for ids in comps:
             ids = ids if ids and ids[-1] == self.end else [*ids, self.end]
             if len(ids) > room:
                 ids, cut = [*ids[: room - 1], self.end], cut + 1
             completions.append(ids)
-        budget = self.cfg.max_length - max(len(c) for c in completions)  # >= keep
-        if len(prompt) <= budget:
-            return Encoded(prompt, completions, False, cut)
-        return Encoded(self._trim(messages, budget), completions, True, cut)
+        return Encoded(prompt, completions, trimmed, cut)
 
     def _trim(self, messages: list[Message], budget: int) -> list[int]:
         """The prompt within `budget` tokens: oldest turns first, then tokens from the left."""
@@ -271,8 +278,9 @@ def minimal_sequence(tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) ->
 
 
 def check_max_length(tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) -> None:
-    """Refuse a max_length the backbone's positions cannot hold, or too short for the
-    tokenizer's own special and template tokens plus one prompt and one completion token."""
+    """Refuse a max_length the backbone's positions cannot hold, and lengths too short for the
+    tokenizer's own special and template tokens: a one-word prompt must fit in the prompt limit
+    and a one-word completion (with its end token) in what that limit leaves."""
     limit = tokenizer.model_max_length
     if limit < 1_000_000 and cfg.max_length > limit:
         raise ConfigError(
@@ -280,14 +288,32 @@ def check_max_length(tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) ->
             f"tokens ({tokenizer.name_or_path}); lower it"
         )
     prompt, completion = minimal_sequence(tokenizer, cfg)
+    if prompt <= cfg.prompt_limit <= cfg.max_length - completion:
+        return
+    template = "chat template" if uses_chat_template(tokenizer, cfg) else "plain template"
+    sizes = (
+        f"with its special tokens and {template}, a one-word prompt takes {prompt} tokens and "
+        f"a one-word completion with its end token {completion}"
+    )
+    if cfg.max_prompt_length is None:  # the prompt gets max_length // 2
+        need = max(2 * prompt, 2 * completion - 1)
+        raise ConfigError(
+            f"tokenize.max_length is {cfg.max_length} but needs at least {need} for "
+            f"{tokenizer.name_or_path}: {sizes}, and a prompt keeps max_length // 2 tokens "
+            "(tokenize.max_prompt_length: null); anything shorter would cut template tokens. "
+            "Raise tokenize.max_length, or set tokenize.max_prompt_length"
+        )
     if cfg.max_length < prompt + completion:
-        template = "chat template" if uses_chat_template(tokenizer, cfg) else "plain template"
         raise ConfigError(
             f"tokenize.max_length is {cfg.max_length} but needs at least {prompt + completion} "
-            f"for {tokenizer.name_or_path}: with its special tokens and {template}, a one-word "
-            f"prompt takes {prompt} tokens and a one-word completion with its end token "
-            f"{completion}; anything shorter would cut template tokens. Raise tokenize.max_length"
+            f"for {tokenizer.name_or_path}: {sizes}; anything shorter would cut template "
+            "tokens. Raise tokenize.max_length"
         )
+    raise ConfigError(
+        f"tokenize.max_prompt_length is {cfg.max_prompt_length} but must lie between {prompt} "
+        f"and {cfg.max_length - completion} for max_length {cfg.max_length} and "
+        f"{tokenizer.name_or_path}: {sizes}; set it in that range"
+    )
 
 
 def totals(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -310,6 +336,7 @@ def tokenizer_meta(
         "end_token_id": end_token_id(tokenizer),
         "template": "chat" if uses_chat_template(tokenizer, cfg) else "plain",
         "max_length": cfg.max_length,
+        "max_prompt_length": cfg.prompt_limit,
     }
 
 

@@ -44,6 +44,11 @@ CASES = [
     ("batch size 0", _with("train", {"batch_size": 0}), "key `train.batch_size`"),
     ("max_length 4", _with("tokenize", {"max_length": 4}), "key `tokenize.max_length`"),
     (
+        "prompt limit leaves no room",
+        _with("tokenize", {"max_length": 64, "max_prompt_length": 64}),
+        "key `tokenize`: Value error, max_prompt_length (64) must be less than max_length (64)",
+    ),
+    (
         "split fractions",
         _with("data", {"split": {"train": 0.5, "validation": 0.1, "test": 0.1}}),
         "key `data.split`: Value error, train + validation + test must sum to 1, got 0.7",
@@ -96,7 +101,7 @@ def test_max_length_below_the_tokenizer_minimum_stops_tokenize(
     params.write_text(yaml.safe_dump(raw), encoding="utf-8")
     done = _cli("tokenize", params, tmp_path)
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "error: tokenize.max_length is 12 but needs at least 15" in done.stderr
+    assert "error: tokenize.max_length is 12 but needs at least 24" in done.stderr
     assert "chat template" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "data" / "tokenized").exists()
     assert not (tmp_path / "metrics").exists()
@@ -108,14 +113,24 @@ def test_minimum_max_length_is_exact(chat_model: str) -> None:
     from rmcore.tokenize import check_max_length, format_and_encode
 
     tokenizer = load_tokenizer(chat_model)
-    check_max_length(tokenizer, TokenizeConfig(max_length=15))
+    # A one-word prompt takes 12 tokens, a one-word completion 3; by default the prompt keeps
+    # max_length // 2 tokens, so 24 is the least that holds both.
+    check_max_length(tokenizer, TokenizeConfig(max_length=24))
+    with pytest.raises(ConfigError, match="at least 24"):
+        check_max_length(tokenizer, TokenizeConfig(max_length=23))
+    # with the prompt limit set to that prompt's 12 tokens, 15 is enough
+    exact = TokenizeConfig(max_length=15, max_prompt_length=12)
+    check_max_length(tokenizer, exact)
     with pytest.raises(ConfigError, match="at least 15"):
-        check_max_length(tokenizer, TokenizeConfig(max_length=14))
-    # at 15, the shortest group keeps every template token: nothing is trimmed or cut
-    prompt, completions, trimmed, cut = format_and_encode(
-        tokenizer, [{"role": "user", "content": "a"}], ["a"], TokenizeConfig(max_length=15)
-    )
-    assert (len(prompt) + len(completions[0]), trimmed, cut) == (15, False, 0)
-    plain = TokenizeConfig(max_length=11, template="plain")  # the plain template is shorter
-    with pytest.raises(ConfigError, match=r"at least 12 .*plain template"):
+        check_max_length(tokenizer, TokenizeConfig(max_length=14, max_prompt_length=12))
+    with pytest.raises(ConfigError, match="max_prompt_length is 11 but must lie between 12 and 27"):
+        check_max_length(tokenizer, TokenizeConfig(max_length=30, max_prompt_length=11))
+    # at the minimum, the shortest group keeps every template token: nothing is trimmed or cut
+    for cfg in (TokenizeConfig(max_length=24), exact):
+        prompt, completions, trimmed, cut = format_and_encode(
+            tokenizer, [{"role": "user", "content": "a"}], ["a"], cfg
+        )
+        assert (len(prompt), len(completions[0]), trimmed, cut) == (12, 3, False, 0)
+    plain = TokenizeConfig(max_length=17, template="plain")  # the plain template is shorter
+    with pytest.raises(ConfigError, match=r"at least 18 .*plain template"):
         check_max_length(tokenizer, plain)

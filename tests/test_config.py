@@ -45,6 +45,15 @@ def test_impossible_values(section: str, values: dict, key: str) -> None:
         parse_params({**MINIMAL, section: values})
 
 
+def test_max_prompt_length_must_leave_room_for_a_completion() -> None:
+    with pytest.raises(ConfigError, match=r"tokenize.*max_prompt_length \(256\) must be less"):
+        parse_params({**MINIMAL, "tokenize": {"max_length": 256, "max_prompt_length": 256}})
+    tokenize = parse_params({**MINIMAL, "tokenize": {"max_length": 256}}).tokenize
+    assert tokenize.max_prompt_length is None and tokenize.prompt_limit == 128
+    explicit = {"max_length": 256, "max_prompt_length": 200}
+    assert parse_params({**MINIMAL, "tokenize": explicit}).tokenize.prompt_limit == 200
+
+
 def test_split_fractions_must_sum_to_one() -> None:
     raw = {"data": {**MINIMAL["data"], "split": {"train": 0.5, "validation": 0.1, "test": 0.1}}}
     with pytest.raises(ConfigError, match=r"data\.split.*sum to 1"):

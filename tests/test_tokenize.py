@@ -113,21 +113,35 @@ def test_last_turn_cut_from_left_when_alone_too_long(models: dict[str, str]) -> 
         ["fine answer"],
         TokenizeConfig(max_length=32),
     )
-    assert trimmed and cut == 0 and len(prompt) + len(comps[0]) == 32
+    assert trimmed and cut == 0 and len(prompt) == 16  # max_prompt_length null: max_length // 2
+    assert tok.decode(comps[0]) == "fine answer [SEP]"
     assert prompt[0] == tok.cls_token_id  # leading special token kept
     assert tok.decode(prompt[1:]).endswith("assistant :")  # the left is what goes
 
 
-def test_completion_cut_only_when_alone_too_long(models: dict[str, str]) -> None:
+def test_completion_cut_only_where_it_does_not_fit_beside_its_prompt(
+    models: dict[str, str],
+) -> None:
     tok = load_tokenizer(models["neox"])
     long = "great " * 100
     prompt, comps, trimmed, cut = format_and_encode(
         tok, [user("cats")], [long, "kind"], TokenizeConfig(max_length=40)
     )
-    assert cut == 1 and trimmed
-    assert len(comps[0]) == 40 and comps[0][-1] == tok.eos_token_id
-    assert prompt == []  # the long completion takes the whole budget of the shared prompt
+    assert cut == 1 and not trimmed  # a short prompt stays whole, whatever its completions
+    assert tok.decode(prompt) == "User: cats\n\nAssistant:"
+    assert len(prompt) + len(comps[0]) == 40 and comps[0][-1] == tok.eos_token_id
     assert tok.decode(comps[1]) == " kind<|endoftext|>"  # the short one is untouched
+
+
+def test_max_prompt_length_bounds_the_prompt(models: dict[str, str]) -> None:
+    tok = load_tokenizer(models["bert"])
+    words = " ".join(f"w{i}" for i in range(60))
+    for limit in (10, 40):
+        prompt, comps, trimmed, cut = format_and_encode(
+            tok, [user(words)], ["a " * 60], TokenizeConfig(max_length=64, max_prompt_length=limit)
+        )
+        assert trimmed and len(prompt) == limit and prompt[0] == tok.cls_token_id
+        assert cut == 1 and len(prompt) + len(comps[0]) == 64
 
 
 @settings(max_examples=25, deadline=None)
@@ -135,9 +149,14 @@ def test_completion_cut_only_when_alone_too_long(models: dict[str, str]) -> None
     turns=st.lists(st.integers(0, 40), min_size=1, max_size=5),
     comp_words=st.lists(st.integers(0, 70), min_size=2, max_size=4),
     max_length=st.integers(16, 80),
+    prompt_share=st.sampled_from([None, 0.25, 0.75]),
 )
 def test_truncation_invariants(
-    models: dict[str, str], turns: list[int], comp_words: list[int], max_length: int
+    models: dict[str, str],
+    turns: list[int],
+    comp_words: list[int],
+    max_length: int,
+    prompt_share: float | None,
 ) -> None:
     tok = load_tokenizer(models["bert"])
     messages = []
@@ -145,16 +164,22 @@ def test_truncation_invariants(
         messages += [assistant("ok yes")] if i else []
         messages.append(user(" ".join(["cats"] * n) or "hi"))
     comps = [" ".join(["rain"] * n) for n in comp_words]
-    prompt, ids, _, cut = format_and_encode(
-        tok, messages, comps, TokenizeConfig(max_length=max_length)
-    )
+    limit = None if prompt_share is None else max(int(max_length * prompt_share), 8)
+    cfg = TokenizeConfig(max_length=max_length, max_prompt_length=limit)
+    prompt, ids, trimmed, cut = format_and_encode(tok, messages, comps, cfg)
+    whole, _, _, _ = format_and_encode(tok, messages, ["x"], TokenizeConfig(max_length=1000))
+    assert trimmed == (len(whole) > cfg.prompt_limit)  # trimmed only when too long itself
+    assert prompt == whole or len(prompt) <= cfg.prompt_limit
     assert all(len(prompt) + len(c) <= max_length for c in ids)
     assert all(c[-1] == tok.sep_token_id for c in ids)
     assert prompt[:1] == [tok.cls_token_id]
-    assert cut == sum(n + 2 > max_length for n in comp_words)  # cut only if alone too long
-    for n, c in zip(comp_words, ids, strict=True):
-        if n + 2 <= max_length:
+    room = max_length - len(prompt)
+    assert cut == sum(n + 1 > room for n in comp_words)  # cut only if it does not fit
+    for n, c, text in zip(comp_words, ids, comps, strict=True):
+        if n + 1 <= room:
             assert len(c) == n + 1  # uncut completions keep every token
+        alone, [single], _, _ = format_and_encode(tok, messages, [text], cfg)
+        assert alone + single == prompt + c  # scored alone: the tokens it had in its group
 
 
 def write_long_records(layout: Layout) -> int:
@@ -182,7 +207,7 @@ def test_stage_keeps_every_record_and_reports(models: dict[str, str], tmp_path: 
     assert report == json.loads(json.dumps(summary))
     train = report["splits"]["train"]
     assert train["groups"] == n_train and report["splits"]["test"]["groups"] == 0
-    assert train["cut_completions"] == 1 and train["trimmed_prompts"] >= 2
+    assert train["cut_completions"] == 1 and train["trimmed_prompts"] == 1
     assert train["max_seq_len"] <= 48
     ds = load_tokenized(layout, "train")
     assert ds.column_names == ["group_id", "source", "ranks", "prompt_ids", "completion_ids"]
