@@ -1,4 +1,4 @@
-"""The real datasets in ../shared/data ingest with the README's param snippets alone."""
+"""The real datasets in ../shared/data ingest with the param snippets of docs/data.md alone."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from rmcore.data.records import REASONS
 from tests.conftest import REPO_ROOT
 from tests.data.helpers import Result, ingest
 
-README = (REPO_ROOT / "README.md").read_text()
+DATA_DOC = (REPO_ROOT / "docs" / "data.md").read_text()
 
 
 def readme_example(name: str) -> list[dict[str, Any]]:
-    """The `data.sources` of the README snippet headed `# example: <name>`."""
-    blocks = re.findall(r"```yaml\n# example: ([\w-]+)\n(.*?)```", README, flags=re.S)
+    """The `data.sources` of the docs/data.md snippet headed `# example: <name>`."""
+    blocks = re.findall(r"```yaml\n# example: ([\w-]+)\n(.*?)```", DATA_DOC, flags=re.S)
     snippets = {key: yaml.safe_load(body) for key, body in blocks}
     return list(snippets[name]["data"]["sources"])
 
@@ -84,7 +84,7 @@ def test_llmbar_with_params_alone(tmp_path: Path, shared_data: Path) -> None:
 
 def test_readme_lists_every_reason() -> None:
     for reason in REASONS:
-        assert f"`{reason}`" in README, f"README's reason table misses {reason}"
+        assert f"`{reason}`" in DATA_DOC, f"docs/data.md's reason table misses {reason}"
 
 
 def test_readme_examples_are_valid_params() -> None:
