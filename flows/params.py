@@ -62,7 +62,7 @@ def parse_override(text: str) -> tuple[list[str], Any, bool]:
     """`a.b.0.c=value` -> (["a", "b", "0", "c"], value, add); a leading `+` adds a new key.
 
     The value is parsed as YAML, so `2` is an int, `5e-5` a float, and
-    `[{path: x.jsonl, format: pairwise}]` a list of mappings.
+    `[{path: x.jsonl, format: preference}]` a list of mappings.
     """
     key, sep, raw = text.partition("=")
     add = key.startswith("+")

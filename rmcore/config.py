@@ -7,11 +7,12 @@ stage does work.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from rmcore.data.options import FORMATS, parse_options
@@ -100,7 +101,7 @@ class DataConfig(_Section):
 
 class TokenizeConfig(_Section):
     max_length: int = Field(
-        512,
+        256,
         ge=8,
         description="Tokens per prompt+completion sequence. A prompt longer than "
         "max_prompt_length is trimmed (oldest turns, then tokens from the left); a completion "
@@ -196,7 +197,7 @@ class TrainConfig(_Section):
         "last token); refused for encoders, whose prompt tokens would see the completions.",
     )
     eval_every: int = Field(0, ge=0, description="Validate every N steps (0: end of epoch).")
-    save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: end of epoch).")
+    save_every: int = Field(25, ge=0, description="Checkpoint every N steps (0: end of epoch).")
     keep_best: bool = Field(True, description="Keep the checkpoint of best validation accuracy.")
     seed: int = Field(0, description="Seed of all random number generators.")
     max_steps: int = Field(0, ge=0, description="Stop after N optimiser steps (0: no limit).")
@@ -206,11 +207,36 @@ class TrainConfig(_Section):
     )
 
 
+def default_length_buckets(max_length: int) -> list[int]:
+    """Powers of two from 64 below max_length, then max_length: no bucket beyond what the
+    tokenize stage lets a sequence reach."""
+    edges = []
+    edge = 64
+    while edge < max_length:
+        edges.append(edge)
+        edge *= 2
+    return [*edges, max_length]
+
+
 class EvalConfig(_Section):
     batch_size: int = Field(32, ge=1, description="Groups per evaluation batch.")
-    length_buckets: list[int] = Field(
-        default_factory=lambda: [64, 128, 256, 512], description="Token-length bucket edges."
+    length_buckets: list[int] | None = Field(
+        None,
+        description="Token-length bucket edges (inclusive, increasing); null: 64, 128, ... up "
+        "to tokenize.max_length, which is the last edge.",
     )
+
+    @field_validator("length_buckets")
+    @classmethod
+    def _increasing_positive(cls, edges: list[int] | None) -> list[int] | None:
+        if edges is not None and (
+            not edges or edges[0] <= 0 or any(a >= b for a, b in itertools.pairwise(edges))
+        ):
+            raise ValueError(
+                "length_buckets must be a non-empty list of increasing positive token counts "
+                "(e.g. [64, 128, 256]), or null for powers of two up to tokenize.max_length"
+            )
+        return edges
 
 
 class RegisterConfig(_Section):

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from rmcore import atomic, fingerprint, plots
-from rmcore.config import EvalConfig
+from rmcore.config import EvalConfig, default_length_buckets
 from rmcore.metrics import GroupScores, calibration, core_metrics, evaluation_metrics, ranked_pairs
 from rmcore.paths import Layout
 
@@ -103,6 +103,16 @@ def write_plots(scores: GroupScores, metrics: dict[str, Any], layout: Layout) ->
     ]
 
 
+def length_bucket_edges(cfg: EvalConfig, layout: Layout) -> list[int]:
+    """eval.length_buckets; when null, derived from the max_length the test split was
+    tokenised with, so that no bucket lies beyond the longest possible sequence."""
+    if cfg.length_buckets is not None:
+        return list(cfg.length_buckets)
+    from rmcore.tokenize import read_meta
+
+    return default_length_buckets(int(read_meta(layout)["max_length"]))
+
+
 def run_evaluation(
     cfg: EvalConfig, layout: Layout, trust_remote_code: bool = False
 ) -> dict[str, Any]:
@@ -111,7 +121,7 @@ def run_evaluation(
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     scores, data_hash = score_test_split(cfg, layout, device, trust_remote_code)
-    metrics = evaluation_metrics(scores, cfg.length_buckets)
+    metrics = evaluation_metrics(scores, length_bucket_edges(cfg, layout))
     metrics["identity"] = {
         "split": SPLIT,
         "test_data_hash": data_hash,

@@ -54,8 +54,8 @@ def test_unchanged_params_leave_the_file_alone(root: Path) -> None:
 def test_list_values_and_indices(root: Path) -> None:
     apply_params(root, overrides=["data.sources.0.name=mine"])
     assert _read(root)["data"]["sources"][0]["name"] == "mine"
-    apply_params(root, overrides=["data.sources=[{path: a.jsonl, format: pairwise}]"])
-    assert _read(root)["data"]["sources"] == [{"path": "a.jsonl", "format": "pairwise"}]
+    apply_params(root, overrides=["data.sources=[{path: a.jsonl, format: preference}]"])
+    assert _read(root)["data"]["sources"] == [{"path": "a.jsonl", "format": "preference"}]
 
 
 def test_unknown_key_is_an_error_unless_added(root: Path) -> None:
