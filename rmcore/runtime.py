@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType
 from tqdm.auto import tqdm
 
@@ -65,6 +66,10 @@ def make_accelerator(cfg: TrainConfig, native_pooling: bool) -> Accelerator:
         kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(fsdp_version=2)
     # Non-native poolings leave the backbone class's own head unused.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=not native_pooling)
+    # accelerate keeps its state per process and refuses a second precision in it; a process
+    # may train more than once (tests, benchmarks), so each run starts from a fresh state.
+    # The process group (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
     acc = Accelerator(mixed_precision=precision, cpu=not cuda, kwargs_handlers=[ddp], **kwargs)
     if (
         cfg.distributed == "fsdp"
