@@ -4,6 +4,7 @@ the batch layout (packing, prefix sharing) for the model and device."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -24,14 +25,33 @@ from rmcore.packing import PACKED_ATTENTION
 log = logging.getLogger(__name__)
 
 
+BF16_OVERRIDE = "RMPIPE_CPU_BF16"
+
+
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); Linux only."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return False
-    flags = set(re.findall(r"\b(avx512_bf16|amx_bf16)\b", text))
-    return bool(flags)
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); Linux only.
+
+    `RMPIPE_CPU_BF16=1` or `0` overrides the detection, so that one machine can run (and
+    test) the other precision path; unset or empty, /proc/cpuinfo decides.
+    """
+    override = os.environ.get(BF16_OVERRIDE, "")
+    if override:
+        if override not in ("0", "1"):
+            raise ValueError(
+                f"{BF16_OVERRIDE}={override!r}: allowed values are 0 (treat the CPU as without "
+                "native bf16) and 1 (as with it); unset it to detect from /proc/cpuinfo"
+            )
+        native, why = override == "1", f"{BF16_OVERRIDE}={override} override"
+    else:
+        try:
+            text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        flags = sorted(set(re.findall(r"\b(avx512_bf16|amx_bf16)\b", text)))
+        native = bool(flags)
+        why = f"detected {', '.join(flags) or 'no avx512_bf16/amx_bf16'} in /proc/cpuinfo"
+    log.info("CPU native bf16: %s (%s)", "yes" if native else "no", why)
+    return native
 
 
 def resolve_precision(requested: str, cuda: bool) -> str:
@@ -49,7 +69,9 @@ def resolve_precision(requested: str, cuda: bool) -> str:
         raise ValueError("train.mixed_precision fp16 needs a CUDA GPU; use auto or no on CPU")
     native = cpu_has_native_bf16()
     if requested == "auto":
-        return "bf16" if native else "no"
+        chosen = "bf16" if native else "no"
+        log.info("train.mixed_precision auto on CPU: %s", chosen)
+        return chosen
     if not native:
         log.warning("bf16 requested on a CPU without native bf16: emulated and slow")
     return requested
