@@ -4,6 +4,7 @@ held-out scoring, one after the other in one process. Prints one JSON line.
     python benchmarks/train_vs_trl.py                 # hh-rlhf, MiniLM-L6, 512 pairs, CPU
     python benchmarks/train_vs_trl.py --quick         # seconds: tiny model, embedded data
     python benchmarks/train_vs_trl.py --device cuda --backbone neox-160m   # on a GPU
+    python benchmarks/train_vs_trl.py --quick --mixed-precision no       # both in fp32
 
 Data: ../shared/data/hh-rlhf-harmless-base through rmcore's ingest (hh_rlhf adapter) and
 its prompt-hash split (80% train, 20% held out), tokenised by rmcore's tokenize stage. We
@@ -38,7 +39,7 @@ from rmcore.batching import score_groups
 from rmcore.config import TokenizeConfig
 from rmcore.metrics import group_pair_accuracy
 from rmcore.model import RewardModel, load_reward_model, load_tokenizer, resolve_backbone
-from rmcore.runtime import cpu_has_native_bf16
+from rmcore.runtime import resolve_precision
 from rmcore.tokenize import encode_records, load_tokenized
 
 log = logging.getLogger("benchmarks.train_vs_trl")
@@ -58,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument(
+        "--mixed-precision",
+        choices=["auto", "no", "bf16", "fp16"],
+        default="auto",
+        help="train.mixed_precision of both trainers (auto: bf16 where native, else fp32)",
+    )
     p.add_argument("--trl-bf16-steps", type=int, default=2, help="steps of TRL's bf16 default")
     p.add_argument("--skip-trl", action="store_true", help="only our trainer")
     p.add_argument(
@@ -141,7 +148,13 @@ def heldout_accuracy(model: RewardModel, heldout: datasets.Dataset, device: str)
 
 
 def run_ours(args: argparse.Namespace, data: dict, model: str) -> dict[str, Any]:
-    train_cfg = {"batch_size": args.batch, "lr": args.lr, "epochs": args.epochs, "seed": args.seed}
+    train_cfg = {
+        "batch_size": args.batch,
+        "lr": args.lr,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "mixed_precision": args.mixed_precision,
+    }
     params = h.make_params(
         data["kind"], args.data, model, args.max_length, train_cfg, args.ours_set
     )
@@ -232,20 +245,20 @@ def peaks(args: argparse.Namespace) -> dict[str, Any]:
 
 def trl_runs(args: argparse.Namespace, model: str, data: dict, work: Path) -> dict[str, Any]:
     """TRL as a user on this device would run it: its defaults first (bf16 and gradient
-    checkpointing); where bf16 is emulated (CPU without native bf16), only a few steps of
-    it, then the full runs in fp32."""
+    checkpointing); where we train in another precision (fp32 on a CPU without native bf16,
+    or as asked), only a few steps of it, then the full runs in our precision."""
     pairs = trl_pairs(data["full"], data["train"], model)
-    native_bf16 = args.device == "cuda" or cpu_has_native_bf16()
-    out: dict[str, Any] = {"trl_precision": "bf16" if native_bf16 else "fp32"}
-    if not native_bf16:
+    precision = resolve_precision(args.mixed_precision, cuda=args.device == "cuda")
+    bf16 = precision == "bf16"
+    out: dict[str, Any] = {"trl_precision": "fp32" if precision == "no" else precision}
+    if not bf16:
         short = run_trl(args, model, pairs, work / "trl-bf16", max_steps=args.trl_bf16_steps)
         out["trl_bf16_default"] = short
         out["trl_bf16_default_pairs_per_s"] = short["pairs_per_s"]
-    main = run_trl(args, model, pairs, work / "trl", bf16=native_bf16)
-    nogc = run_trl(
-        args, model, pairs, work / "trl-nogc", bf16=native_bf16, gradient_checkpointing=False
-    )
-    if native_bf16:
+    same = {"bf16": bf16, "fp16": precision == "fp16"}  # ours, as the train stage runs
+    main = run_trl(args, model, pairs, work / "trl", **same)
+    nogc = run_trl(args, model, pairs, work / "trl-nogc", **same, gradient_checkpointing=False)
+    if bf16:
         out["trl_bf16_default_pairs_per_s"] = main["pairs_per_s"]
     main["eval"] = trl_heldout(main, model, args, data["heldout"])
     nogc["eval"] = trl_heldout(nogc, model, args, data["heldout"])
@@ -324,6 +337,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "lr": args.lr,
             "epochs": args.epochs,
             "seed": args.seed,
+            "mixed_precision": args.mixed_precision,
             "quick": args.quick,
             "ours_set": args.ours_set,
         }
