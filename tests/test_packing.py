@@ -224,6 +224,7 @@ def neox_project(backbones: dict[str, str], tmp_path_factory: pytest.TempPathFac
     ],
     ids=["share_prefix", "packing"],
 )
+@pytest.mark.precision
 def test_training_loss_trajectory_is_unchanged(
     backbones: dict[str, str], neox_project: Path, tmp_path: Path, variants: tuple
 ) -> None:
@@ -231,7 +232,9 @@ def test_training_loss_trajectory_is_unchanged(
     for i, train in enumerate(variants):
         layout = Layout(tmp_path / str(i))
         shutil.copytree(neox_project / "data", layout.root / "data")
-        params = tiny_params(backbones["neox"], train={"epochs": 1, "batch_size": 6, **train})
+        # fp32: the layouts are exact, but bf16 autocast rounds them differently (atol below)
+        fp32 = {"epochs": 1, "batch_size": 6, "mixed_precision": "no"}
+        params = tiny_params(backbones["neox"], train={**fp32, **train})
         metrics = stages.train(params, layout)
         assert metrics["pairs_trained"] > 0
         histories.append(pd.read_csv(layout.train_steps))
