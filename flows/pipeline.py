@@ -1,8 +1,8 @@
 """The Prefect flow: one task per dvc.yaml stage, in DVC's graph order, then `dvc push`.
 
-DVC decides what is stale (`dvc status <stage>`) and reproduces it (`dvc repro -s <stage>`),
-so after a run `dvc status` is clean and `dvc repro` does nothing; Prefect adds retries,
-logs, a per-stage table artifact, schedules and workers.
+DVC decides what is stale and reproduces it (flows/dvc_stages.py), so after a run
+`dvc status` is clean and `dvc repro` does nothing; Prefect adds retries, logs, a per-stage
+table artifact, schedules and workers.
 
     python -m flows.pipeline [--params PATH] [--set train.epochs=2 ...] [--retries N]
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,19 +23,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 
-from flows import report
-from flows.dvc_graph import StageFailed, default_remote, pipeline_stages, reproduce, run_dvc
-from flows.dvc_graph import stage_changes as dvc_stage_changes
-from flows.launch import launch, launched_command, launcher_for
+from flows import dvc_stages, report
+from flows.dvc_stages import StageFailed
 from flows.lock import project_lock
-from flows.params import ParamsError, Validator, apply_params
-from rmcore.config import ConfigError
+from flows.params import ParamsError, apply_params
+from rmcore.__main__ import EXIT_CONFIG
+from rmcore.config import ConfigError, parse_params
 
-RETRIES_ENV = "RMPIPE_RETRIES"
-RETRY_DELAY_ENV = "RMPIPE_RETRY_DELAY"
-LOCK_TIMEOUT_ENV = "RMPIPE_LOCK_TIMEOUT"
-DEFAULTS = {RETRIES_ENV: 1.0, RETRY_DELAY_ENV: 10.0, LOCK_TIMEOUT_ENV: 900.0}
-USAGE_ERROR = 2  # exit status of a command rejecting its params: retrying cannot help
+DEFAULTS = {"RMPIPE_RETRIES": 1.0, "RMPIPE_RETRY_DELAY": 10.0, "RMPIPE_LOCK_TIMEOUT": 900.0}
 
 
 def _setting(value: float | None, env: str) -> float:
@@ -49,81 +45,68 @@ def _setting(value: float | None, env: str) -> float:
 
 
 def _retryable(_task: Any, _run: Any, state: Any) -> bool:
-    """Retry a failed stage unless its command rejected its params (exit status 2)."""
+    """Retry a failed stage unless its command rejected its params or data (exit status 2)."""
     exc = getattr(state, "data", None)
-    return not (isinstance(exc, StageFailed) and exc.exit_status == USAGE_ERROR)
+    return not (isinstance(exc, StageFailed) and exc.exit_status == EXIT_CONFIG)
 
 
 @task(name="dvc-stage", task_run_name="{name}", cache_policy=NO_CACHE, persist_result=False)
-def run_stage(root: str, name: str, cmd: str) -> dict[str, Any]:
-    """Reproduce one stage through DVC if `dvc status` says it changed; else skip it."""
+def run_stage(root: str, name: str) -> dict[str, Any]:
+    """Reproduce one stage through DVC if DVC's status says it changed; else skip it."""
     logger = get_run_logger()
     attempt = task_run.run_count or 1
-    changes = dvc_stage_changes(Path(root), name)
+    changes = dvc_stages.changes(Path(root), name)
     if not changes:
         logger.info("stage %r is up to date (dvc status clean): skipped", name)
         return report.stage_row(name, report.UP_TO_DATE, attempt - 1)
     reason = " | ".join(changes)
-    launcher = launcher_for(name)
-    how = f"under {launcher}" if launcher else f"dvc repro -s {name}"
-    logger.info("stage %r changed (%s): %s (attempt %d)", name, reason, how, attempt)
-    log_line = lambda line: logger.info("%s | %s", name, line)  # noqa: E731
+    launcher = dvc_stages.launcher_for(name)
+    how = f" under {launcher}" if launcher else ""
+    logger.info("stage %r changed (%s): reproducing%s (attempt %d)", name, reason, how, attempt)
+    start = time.monotonic()
     try:
-        if launcher:
-            outcome = launch(Path(root), name, cmd, launcher, log_line)
-            reason = f"{reason} | launched: {launcher}"
-        else:
-            outcome = reproduce(Path(root), name, log_line)
+        restored = dvc_stages.reproduce(
+            Path(root), name, lambda line: logger.info("%s | %s", name, line), launcher
+        )
     except StageFailed as exc:
         exc.attempts = attempt
         raise
-    result = report.RESTORED if outcome.restored else report.RAN
-    logger.info("stage %r %s in %.1fs", name, result, outcome.seconds)
-    return report.stage_row(name, result, attempt, outcome.seconds, reason)
+    result, seconds = report.RESTORED if restored else report.RAN, time.monotonic() - start
+    logger.info("stage %r %s in %.1fs", name, result, seconds)
+    reason += f" | launched: {launcher}" if launcher and not restored else ""
+    return report.stage_row(name, result, attempt, seconds, reason)
 
 
 @task(name="dvc-push", cache_policy=NO_CACHE, persist_result=False)
 def push_outputs(root: str) -> str:
     """`dvc push` to the default remote: the cached data and model leave this machine."""
-    logger = get_run_logger()
-    remote = default_remote(Path(root))
-    if remote is None:
-        logger.warning("no default DVC remote configured (dvc remote add -d ...): not pushed")
+    pushed = dvc_stages.push(Path(root))
+    if pushed is None:
+        get_run_logger().warning("no default DVC remote (dvc remote add -d ...): not pushed")
         return "skipped: no default DVC remote"
-    rc, tail = run_dvc(Path(root), ["push"], lambda line: logger.info("dvc push | %s", line))
-    if rc != 0:
-        raise RuntimeError(f"dvc push to remote {remote!r} failed ({rc}):\n" + "\n".join(tail))
-    return f"remote {remote!r}: {tail[-1] if tail else 'done'}"
-
-
-def _rmcore_validator() -> Validator:
-    from rmcore.config import parse_params
-
-    return parse_params
+    get_run_logger().info("dvc push: %s", pushed)
+    return pushed
 
 
 def _run_stages(root: Path, retries: int, delay: float) -> list[dict[str, Any]]:
     """Every stage in graph order; on failure the table so far is published, then re-raised."""
-    stages = pipeline_stages(root)
+    stages = dvc_stages.plan(root)
     if not stages:
         raise RuntimeError(f"{root}: dvc.yaml has no stages to run")
     get_run_logger().info("stages in DVC graph order: %s", " -> ".join(s.name for s in stages))
     for stage in stages:  # a launcher that cannot apply fails the run before any stage
-        if launcher := launcher_for(stage.name):
-            launched_command(stage.cmd, launcher)
+        if launcher := dvc_stages.launcher_for(stage.name):
+            for command in stage.commands:
+                dvc_stages.launched_command(command, launcher)
     stage_task = run_stage.with_options(
         retries=retries, retry_delay_seconds=delay, retry_condition_fn=_retryable
     )
     rows: list[dict[str, Any]] = []
     for position, stage in enumerate(stages):
         try:
-            rows.append(stage_task(str(root), stage.name, stage.cmd))
+            rows.append(stage_task(str(root), stage.name))
         except Exception as exc:
-            if isinstance(exc, StageFailed):
-                attempts, why = exc.attempts, f"exit status {exc.exit_status}"
-            else:
-                attempts, why = 1, f"{type(exc).__name__}: {str(exc)[:200]}"
-            rows.append(report.stage_row(stage.name, report.FAILED, attempts, 0.0, why))
+            rows.append(report.failed_row(stage.name, exc))
             rows += [report.stage_row(s.name, report.NOT_RUN) for s in stages[position + 1 :]]
             _publish_table(rows)
             raise
@@ -158,21 +141,20 @@ def pipeline(
     """
     logger = get_run_logger()
     project = Path(root).resolve()
-    n_retries = int(_setting(retries, RETRIES_ENV))
-    delay = _setting(retry_delay, RETRY_DELAY_ENV)
-    wait = _setting(lock_timeout, LOCK_TIMEOUT_ENV)
+    n_retries = int(_setting(retries, "RMPIPE_RETRIES"))
+    delay = _setting(retry_delay, "RMPIPE_RETRY_DELAY")
+    wait = _setting(lock_timeout, "RMPIPE_LOCK_TIMEOUT")
     with project_lock(project, wait, run_label=str(flow_run.name or "")):
-        validator = _rmcore_validator() if validate_params else None
+        validator = parse_params if validate_params else None
         changes = apply_params(project, params, overrides or [], validator)
         for change in changes:
             logger.info("params.yaml: %s", change)
         rows = _run_stages(project, n_retries, delay)
         _publish_table(rows)
-        pushed = (
-            push_outputs.with_options(retries=n_retries, retry_delay_seconds=delay)(str(project))
-            if push
-            else "skipped (push disabled)"
-        )
+        pushed = "skipped (push disabled)"
+        if push:
+            pusher = push_outputs.with_options(retries=n_retries, retry_delay_seconds=delay)
+            pushed = pusher(str(project))
     summary: dict[str, Any] = {
         "root": str(project),
         "stages": rows,
@@ -200,9 +182,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a param, e.g. train.epochs=2 (value in YAML; +KEY=VALUE adds a key)",
     )
-    add("--retries", type=int, help=f"retries per stage (default ${RETRIES_ENV} or 1)")
-    add("--retry-delay", type=float, help=f"seconds between retries (${RETRY_DELAY_ENV} or 10)")
-    add("--lock-timeout", type=float, help=f"wait for another run (${LOCK_TIMEOUT_ENV} or 900)")
+    add("--retries", type=int, help="retries per stage (default $RMPIPE_RETRIES or 1)")
+    add("--retry-delay", type=float, help="seconds between retries ($RMPIPE_RETRY_DELAY or 10)")
+    add("--lock-timeout", type=float, help="wait for another run ($RMPIPE_LOCK_TIMEOUT or 900)")
     add("--no-push", dest="push", action="store_false", help="skip `dvc push` at the end")
     add(
         "--no-validate",
@@ -215,18 +197,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the flow from the command line; print the stage table and where results are."""
-    args = _parser().parse_args(argv)
     try:
-        summary = pipeline(
-            root=args.root,
-            params=args.params,
-            overrides=args.overrides,
-            retries=args.retries,
-            retry_delay=args.retry_delay,
-            push=args.push,
-            lock_timeout=args.lock_timeout,
-            validate_params=args.validate_params,
-        )
+        summary = pipeline(**vars(_parser().parse_args(argv)))
     # Expected failures (a stage, the lock, bad params, DVC, push): a message, no traceback.
     except (RuntimeError, ParamsError, ConfigError, DvcException) as exc:
         cause = f"\n  because: {exc.__cause__}" if exc.__cause__ else ""

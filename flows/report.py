@@ -30,6 +30,13 @@ def stage_row(
     }
 
 
+def failed_row(stage: str, exc: BaseException) -> dict[str, Any]:
+    """The row of a failed stage: its command's exit status (flows.dvc_stages), or the error."""
+    status = getattr(exc, "exit_status", None)
+    why = f"exit status {status}" if status is not None else f"{type(exc).__name__}: {exc}"
+    return stage_row(stage, FAILED, getattr(exc, "attempts", 1), 0.0, why[:200])
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -38,21 +45,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _tracking_uri(layout: Layout) -> str:
-    """The register stage's MLflow URI; for a DVC project without rmpipe params, the default."""
-    from rmcore.config import ConfigError, load_params
-
-    try:
-        params = load_params(layout.root / "params.yaml")
-    except ConfigError:
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{layout.mlflow_db.resolve()}"
-    from rmcore.registry import resolve_tracking_uri
-
-    return resolve_tracking_uri(params.registry, layout)
-
-
-def _mlflow_ui(layout: Layout) -> str:
-    uri = _tracking_uri(layout)
+def _mlflow_ui(layout: Layout, registration: dict[str, Any] | None) -> str:
+    """Where the register stage logged (as it recorded), else where it would by default."""
+    uri = (registration or {}).get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = uri or f"sqlite:///{layout.mlflow_db.resolve()}"
     if uri.startswith(("http://", "https://")):
         return f"open {uri}"
     return f"mlflow ui --backend-store-uri {uri}"
@@ -79,7 +75,7 @@ def results(root: Path) -> dict[str, Any]:
     registration = _read_json(layout.registration)
     if registration is not None:
         found["registration"] = registration
-    found["mlflow_ui"] = _mlflow_ui(layout)
+    found["mlflow_ui"] = _mlflow_ui(layout, registration)
     found["prefect_ui"] = _prefect_ui(root)
     return found
 

@@ -44,6 +44,7 @@ PARAMS_YAML = """\
 prepare:
   rows: 5  # lines written to data/prepared/rows.txt
   sleep: 0
+  say: ""  # a line to print
 train:
   epochs: 1
   fail: 0  # exit status to fail with on every attempt (0 = succeed)
@@ -62,6 +63,8 @@ with open("runs.log", "a") as log:  # not tracked by DVC: counts real executions
     log.write(name + "\\n")
 rank = int(os.environ.get("RANK", "0"))  # set by torchrun
 print(f"{name}: start (rank {rank})", flush=True)
+if p.get("say"):
+    print(p["say"], flush=True)
 if rank != 0:
     sys.exit(0)  # only rank 0 writes outputs
 time.sleep(p.get("sleep", 0))

@@ -124,6 +124,7 @@ def test_worker_runs_the_real_pipeline(
     client = MlflowClient(tracking_uri=f"sqlite:///{real_project / 'mlflow.db'}")
     champion = client.get_model_version_by_alias(registration["name"], "champion")
     assert str(champion.version) == "1"
+    assert champion.run_id is not None
     run = client.get_run(champion.run_id)
     assert run.data.params  # the run records the params DVC tracked
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -100,6 +102,30 @@ def test_flow_reproduces_skips_retries_pushes_and_fails_cleanly(
     assert _lock(project)["register"] == lock_before["register"]
     assert "changed deps" in dvc("status", "train", cwd=project)
     assert (project / "registered.json").read_text() == registered
+
+
+def _last_table_artifact(env: dict[str, str]) -> list[dict]:
+    """The newest `pipeline-stages` table artifact on the Prefect server, as rows."""
+    query = {"artifacts": {"key": {"any_": ["pipeline-stages"]}}, "sort": "CREATED_DESC"}
+    found = httpx.post(f"{env['PREFECT_API_URL']}/artifacts/filter", json=query, timeout=10)
+    data = found.json()[0]["data"]
+    return data if isinstance(data, list) else json.loads(data)
+
+
+def test_bad_params_exit_is_not_retried(project: Path, prefect_env: dict[str, str]) -> None:
+    """Exit status 2 (params or data rejected) fails the stage at once, reported as such."""
+    failed = run_flow(
+        project, prefect_env, "--set", "train.fail=2", "--retries", "3", "--retry-delay", "0",
+        "--no-push",
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert runs(project) == ["prepare", "train"]  # tried once, despite --retries 3
+    assert "stage 'train' failed: its command exited with status 2" in failed.stderr
+    rows = {row["stage"]: row for row in _last_table_artifact(prefect_env)}
+    assert rows["prepare"]["result"] == "ran"
+    assert (rows["train"]["result"], rows["train"]["attempts"]) == ("failed", 1)
+    assert rows["train"]["reason"] == "exit status 2"
+    assert rows["register"]["result"] == "not run"
 
 
 def _start_flow(project: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
