@@ -1,9 +1,13 @@
 """The k-wise Bradley-Terry loss of InstructGPT, as pure functions of rewards and pair indices.
 
 For a group with k ranked completions, every pair (better, worse) of different rank contributes
--log sigmoid(r_better - r_worse - margin) + beta/2 (r_better^2 + r_worse^2); the group's loss is
-the mean over its pairs (all C(k,2) when there are no ties) and the batch loss the mean over
-groups that have a pair. Optional centring adds center * mean over groups of (sum of rewards)^2.
+-log sigmoid(r_better - r_worse - margin); the group's loss is the mean over its pairs (all
+C(k,2) when there are no ties) plus beta * the mean over its k completions of r^2, so every
+reward is penalised once whatever the ties (for k = 2: beta/2 (r_better^2 + r_worse^2)). The
+batch loss is the sum of group losses over the groups that have a pair, divided by their number.
+Optional centring adds center * the sum over groups of (sum of rewards)^2, divided by the number
+of groups. Training divides both sums by the counts of the whole optimiser step instead
+(`normalise_by`), so micro-batches and processes add up to the loss of the step's batch.
 Groups of different k are handled together: pairs are flat index tensors built in collate.
 """
 
@@ -13,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+Count = torch.Tensor | float
 
 
 @dataclass
@@ -36,21 +42,31 @@ def kwise_loss(
     beta: float = 0.001,
     margin: float = 0.0,
     center: float = 0.0,
+    normalise_by: tuple[Count, Count] | None = None,
 ) -> LossOutput:
-    """rewards [N]; better, worse [P] row indices of each pair; row_group [N] group of each row."""
+    """rewards [N]; better, worse [P] row indices of each pair; row_group [N] group of each row.
+
+    normalise_by: (groups with pairs, groups) to divide the sums by; default this batch's own.
+    """
     rewards = rewards.float()
     r_better, r_worse = rewards[better], rewards[worse]  # [P]
     diff = r_better - r_worse  # [P]
     pair_group = row_group[better]  # [P]
     pairs_per_group = torch.bincount(pair_group, minlength=n_groups)  # [G]
     groups_with_pairs = (pairs_per_group > 0).sum()
-    per_pair = -F.logsigmoid(diff - margin) + beta * 0.5 * (r_better**2 + r_worse**2)  # [P]
-    weight = 1.0 / pairs_per_group[pair_group].clamp(min=1).to(per_pair.dtype)  # [P]
-    loss = (per_pair * weight).sum() / groups_with_pairs.clamp(min=1)
+    weight = 1.0 / pairs_per_group[pair_group].clamp(min=1).to(diff.dtype)  # [P]
+    total = (-F.logsigmoid(diff - margin) * weight).sum()
+    if beta > 0:
+        squares = torch.zeros(n_groups, dtype=rewards.dtype, device=rewards.device)
+        squares = squares.index_add(0, row_group, rewards**2)  # [G]
+        k = torch.bincount(row_group, minlength=n_groups).clamp(min=1)  # [G]
+        total = total + beta * (squares / k * (pairs_per_group > 0)).sum()
+    with_pairs, groups = normalise_by or (groups_with_pairs.clamp(min=1), n_groups)
+    loss = total / with_pairs
     if center > 0:
         group_sums = torch.zeros(n_groups, dtype=rewards.dtype, device=rewards.device)
         group_sums = group_sums.index_add(0, row_group, rewards)  # [G]
-        loss = loss + center * (group_sums**2).mean()
+        loss = loss + center * (group_sums**2).sum() / groups
     if len(diff) == 0:  # only ties: keep the graph, zero gradient
         loss = loss + 0.0 * rewards.sum()
     with torch.no_grad():

@@ -111,12 +111,61 @@ def test_vectorised_matches_loop_on_random_groups() -> None:
     for rk in ranks:
         r = rewards[offset : offset + len(rk)].tolist()
         terms = [
-            softplus(-(r[i] - r[j])) + 0.005 * (r[i] ** 2 + r[j] ** 2)
+            softplus(-(r[i] - r[j]))
             for i in range(len(rk))
             for j in range(len(rk))
             if rk[i] < rk[j]
         ]
         if terms:
-            losses.append(sum(terms) / len(terms))
+            losses.append(sum(terms) / len(terms) + 0.01 * sum(x * x for x in r) / len(r))
         offset += len(rk)
     assert out.loss.item() == pytest.approx(sum(losses) / len(losses), rel=1e-5)
+
+
+@pytest.mark.parametrize("ranks", [[0, 0, 0, 1], [0, 1, 1, 1], [0, 1, 2, 3], [3, 0, 2, 1]])
+def test_l2_penalises_each_reward_of_a_group_once(ranks: list[int]) -> None:
+    """beta * mean(r^2) over the group's completions, whatever its ties: 7.5 here (a per-pair
+    penalty would give 10.33 for [0, 0, 0, 1] and 5.33 for [0, 1, 1, 1])."""
+    rewards = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    with_l2 = kwise_loss(rewards, *pairs_of([ranks]), beta=1.0).loss.item()
+    without = kwise_loss(rewards, *pairs_of([ranks]), beta=0.0).loss.item()
+    assert with_l2 - without == pytest.approx(7.5, rel=1e-6)
+
+
+def test_k2_l2_and_centring_agree_with_trl_style_pairwise() -> None:
+    """For pairs: -log sigmoid(r_c - r_r - margin) + beta/2 (r_c^2 + r_r^2), averaged over
+    pairs, plus TRL's centring term coef * mean((r_c + r_r)^2)."""
+    gen = torch.Generator().manual_seed(2)
+    chosen, rejected = torch.randn(6, generator=gen), torch.randn(6, generator=gen)
+    rewards = torch.stack([chosen, rejected], dim=1).reshape(-1)
+    out = kwise_loss(rewards, *pairs_of([[0, 1]] * 6), beta=0.01, margin=0.1, center=0.05)
+    trl = -torch.nn.functional.logsigmoid(chosen - rejected - 0.1).mean()
+    trl = trl + 0.05 * ((chosen + rejected) ** 2).mean()
+    l2 = 0.01 * 0.5 * (chosen**2 + rejected**2).mean()
+    assert out.loss.item() == pytest.approx((trl + l2).item(), rel=1e-6)
+    assert pairwise_loss(chosen, rejected, beta=0.01, margin=0.1).item() == pytest.approx(
+        (trl + l2 - 0.05 * ((chosen + rejected) ** 2).mean()).item(), rel=1e-6
+    )
+
+
+def test_step_counts_make_micro_batches_add_up_to_the_whole_batch() -> None:
+    """Normalised by the step's counts, the losses (and gradients) of the parts of a batch sum
+    to the loss of the whole batch, however its groups with and without pairs are split."""
+    ranks = [[0, 1, 2], [0, 0], [1, 0, 0, 2], [0, 1], [2, 2, 2], [0, 1, 1]]
+    gen = torch.Generator().manual_seed(3)
+    rewards = torch.randn(sum(len(r) for r in ranks), generator=gen, requires_grad=True)
+    kwargs = {"beta": 0.01, "margin": 0.2, "center": 0.05}
+    whole = kwise_loss(rewards, *pairs_of(ranks), **kwargs)
+    whole.loss.backward()
+    expected = rewards.grad.clone()
+    rewards.grad = None
+    step = (torch.tensor(4.0), torch.tensor(6.0))  # groups with pairs, groups
+    total, start = torch.zeros(()), 0
+    for part in (ranks[:2], ranks[2:]):  # 1 + 3 groups with pairs, 2 + 4 groups
+        n = sum(len(r) for r in part)
+        out = kwise_loss(rewards[start : start + n], *pairs_of(part), **kwargs, normalise_by=step)
+        total, start = total + out.loss, start + n
+    total.backward()
+    assert whole.n_groups.item() == 4
+    assert total.item() == pytest.approx(whole.loss.item(), rel=1e-6)
+    assert torch.allclose(rewards.grad, expected, atol=1e-7)
