@@ -120,6 +120,9 @@ class Batch:
     score_index: torch.Tensor | None = None  # [N] flat token index of each scored token
     segments: Segments | None = None  # packed row: the sequences (or groups) and their masks
     n_tokens: int = 0  # real tokens fed to the model
+    # False: filler a process runs only to take part in the step's collectives (a step with
+    # fewer groups than micro-batches); it adds nothing to the gradient or the statistics
+    counted: bool = True
 
     def to(self, device: torch.device | str) -> Batch:
         moved: dict[str, Any] = {}
@@ -142,6 +145,11 @@ class Batch:
     @property
     def pair_group(self) -> torch.Tensor:
         return self.row_group[self.better]  # [P]
+
+    @property
+    def groups_with_pairs(self) -> int:
+        """Groups with at least one pair (read before moving to a device: no sync)."""
+        return int(torch.unique(self.pair_group).numel())
 
 
 def _width(lengths: np.ndarray, multiple: int) -> int:
@@ -326,33 +334,68 @@ def collate(
 
 def plan_epoch(
     lengths: np.ndarray, global_batch: int, seed: int, epoch: int, length_grouping: bool = True
-) -> np.ndarray:
-    """The epoch's optimiser steps as [steps, global_batch] group indices.
+) -> list[np.ndarray]:
+    """The epoch's optimiser steps, each an array of up to `global_batch` group indices.
 
-    Seeded by (seed, epoch) only, so the plan is the same for any number of processes and
-    after a resume. The last step is filled by wrapping around to the epoch's first groups.
-    Length grouping sorts windows of 50 steps by length, then shuffles the step order.
+    Every group is in exactly one step; when the groups do not fill the last step, that step
+    is smaller. Seeded by (seed, epoch) only, so the plan is the same for any number of
+    processes and after a resume. Length grouping sorts windows of 50 steps by length, then
+    shuffles the step order.
     """
     rng = np.random.default_rng([seed, epoch])
-    n_steps = max(1, math.ceil(len(lengths) / global_batch))
-    order = np.resize(rng.permutation(len(lengths)), n_steps * global_batch)
-    if length_grouping:
-        window = global_batch * 50
-        for start in range(0, len(order), window):
-            chunk = order[start : start + window]
-            order[start : start + window] = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        steps = order.reshape(n_steps, global_batch)
-        return steps[rng.permutation(n_steps)]
-    return order.reshape(n_steps, global_batch)
+    order = rng.permutation(len(lengths))
+    if not length_grouping:
+        return _split(order, global_batch)
+    window = global_batch * 50
+    for start in range(0, len(order), window):
+        chunk = order[start : start + window]
+        order[start : start + window] = chunk[np.argsort(-lengths[chunk], kind="stable")]
+    steps = _split(order, global_batch)
+    return [steps[i] for i in rng.permutation(len(steps))]
+
+
+def _split(order: np.ndarray, size: int) -> list[np.ndarray]:
+    """Consecutive steps of `size` groups, the last one smaller if they do not divide."""
+    return [order[i : i + size] for i in range(0, len(order), size)]
 
 
 def micro_batches(
     step_groups: np.ndarray, lengths: np.ndarray, world: int, rank: int, accum: int
 ) -> list[np.ndarray]:
-    """This process's `accum` micro-batches of one step, similar lengths together."""
+    """This process's `accum` micro-batches of one step, similar lengths together.
+
+    A step of fewer than `world * accum` groups (an epoch's last) leaves some parts empty;
+    every process still gets `accum` parts, the first of them non-empty while the step has
+    a group per process.
+    """
     ordered = step_groups[np.argsort(-lengths[step_groups], kind="stable")]
     chunks = np.array_split(ordered, world * accum)
     return [chunks[m * world + rank] for m in range(accum)]
+
+
+def step_batches(
+    packed: PackedGroups,
+    step_groups: np.ndarray,
+    world: int,
+    rank: int,
+    accum: int,
+    pad_id: int,
+    layout: BatchLayout = BatchLayout(),
+) -> list[Batch]:
+    """This process's collated micro-batches of one step, always `accum` of them.
+
+    Every process must run as many forward and backward passes as the others (DDP's
+    collectives), so an empty part becomes filler: the step's shortest group, not counted.
+    """
+    lengths = packed.group_lengths
+    parts = micro_batches(step_groups, lengths, world, rank, accum)
+    filler = step_groups[np.argsort(lengths[step_groups], kind="stable")[:1]]
+    batches = []
+    for part in parts:
+        batch = collate(packed, part if len(part) else filler, pad_id, layout=layout)
+        batch.counted = len(part) > 0
+        batches.append(batch)
+    return batches
 
 
 @torch.no_grad()

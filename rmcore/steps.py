@@ -14,7 +14,7 @@ from transformers import get_scheduler
 
 from rmcore.batching import Batch, BatchLayout, PackedGroups, collate
 from rmcore.config import LossConfig, Params, TrainConfig
-from rmcore.loss import LossOutput, kwise_loss
+from rmcore.loss import Count, LossOutput, kwise_loss
 
 
 @dataclass
@@ -56,7 +56,12 @@ def make_optimizer(
     return optimizer, scheduler
 
 
-def forward_loss(model: torch.nn.Module, batch: Batch, loss_cfg: LossConfig) -> LossOutput:
+def forward_loss(
+    model: torch.nn.Module,
+    batch: Batch,
+    loss_cfg: LossConfig,
+    normalise_by: tuple[Count, Count] | None = None,
+) -> LossOutput:
     rewards = model(**batch.model_inputs())  # [N]
     return kwise_loss(
         rewards,
@@ -67,7 +72,18 @@ def forward_loss(model: torch.nn.Module, batch: Batch, loss_cfg: LossConfig) -> 
         beta=loss_cfg.beta,
         margin=loss_cfg.margin,
         center=loss_cfg.center_rewards,
+        normalise_by=normalise_by,
     )
+
+
+def step_counts(acc: Accelerator, micro: list[Batch]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(groups with pairs, groups) of the whole step, over micro-batches and processes,
+    counted before any forward pass: what every micro-batch's loss is divided by."""
+    counted = [batch for batch in micro if batch.counted]
+    local = [sum(b.groups_with_pairs for b in counted), sum(b.n_groups for b in counted)]
+    total = acc.reduce(torch.tensor(local, dtype=torch.float32, device=acc.device), "sum")
+    with_pairs, groups = total.clamp(min=1.0)
+    return with_pairs, groups
 
 
 def train_step(
@@ -78,17 +94,26 @@ def train_step(
     micro: list[Batch],
     params: Params,
 ) -> dict[str, float]:
-    """One optimiser step over this process's micro-batches; metrics reduced over processes."""
+    """One optimiser step over this process's micro-batches; metrics reduced over processes.
+
+    The step's loss is the k-wise loss of all its groups together, however they are split:
+    each micro-batch's sums are divided by the step's counts, and scaled by the number of
+    processes because DDP averages the processes' gradients. Every process must pass the
+    same number of micro-batches (filler ones, `counted` False, add nothing).
+    """
     model.train()
+    normalise_by = step_counts(acc, micro)
     # loss, correct, margin, pairs, tokens
     sums = torch.zeros(5, dtype=torch.float64, device=acc.device)
-    sums[4] = float(sum(batch.n_tokens for batch in micro))
+    sums[4] = float(sum(batch.n_tokens for batch in micro if batch.counted))
     for i, batch in enumerate(micro):
         batch = batch.to(acc.device)
         sync = i == len(micro) - 1
         with nullcontext() if sync else acc.no_sync(model):
-            out = forward_loss(model, batch, params.loss)
-            acc.backward(out.loss / len(micro))
+            out = forward_loss(model, batch, params.loss, normalise_by)
+            acc.backward(out.loss * (acc.num_processes if batch.counted else 0.0))
+        if not batch.counted:
+            continue
         n = float(out.n_pairs)
         parts = [out.loss.detach(), out.accuracy * n, out.margin * n, torch.tensor(n)]
         sums[:4] += torch.stack([p.to(sums) for p in parts])  # no device sync per micro-batch
@@ -99,7 +124,7 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     loss, correct, margin, pairs, tokens = acc.reduce(sums, reduction="sum").tolist()
     return {
-        "loss": loss / (len(micro) * acc.num_processes),
+        "loss": loss,
         "accuracy": correct / max(pairs, 1.0),
         "margin": margin / max(pairs, 1.0),
         "pairs": pairs,
@@ -118,18 +143,26 @@ def validate(
     pad_id: int,
     layout: BatchLayout | None = None,
 ) -> dict[str, float]:
-    """Loss and pairwise accuracy on the validation groups, sharded over processes."""
+    """Loss and pairwise accuracy on the validation groups, sharded over processes.
+
+    Every process runs the same number of forward passes (DDP synchronises buffers in each):
+    one without a batch of its own reruns the shortest one and does not count it.
+    """
     layout = layout or BatchLayout()
     model.eval()
     order = np.argsort(-data.group_lengths, kind="stable")
     size = params.train.batch_size
     batches = [order[i : i + size] for i in range(0, len(order), size)]
-    sums = torch.zeros(
-        4, dtype=torch.float64, device=acc.device
-    )  # loss*groups, right, pairs, groups
-    for groups in batches[acc.process_index :: acc.num_processes]:
+    world, rank = acc.num_processes, acc.process_index
+    # loss * groups with pairs, right, pairs, groups with pairs
+    sums = torch.zeros(4, dtype=torch.float64, device=acc.device)
+    for index in range(rank, math.ceil(len(batches) / world) * world, world):
+        counted = index < len(batches)
+        groups = batches[index if counted else -1]
         batch = collate(data, groups, pad_id, layout=layout).to(acc.device)
         out = forward_loss(model, batch, params.loss)
+        if not counted:
+            continue
         n = float(out.n_pairs)
         parts = [out.loss * out.n_groups, out.accuracy * n, torch.tensor(n), out.n_groups]
         sums += torch.stack([p.to(sums) for p in parts])

@@ -4,7 +4,9 @@ One process or many (`torchrun` / `accelerate launch`: DDP, or FSDP with train.d
 Every optimiser step takes `batch_size * grad_accum * processes` groups from a plan seeded by
 (seed, epoch) alone, so the data order is the same for any process count and after a resume;
 each process runs `grad_accum` micro-batches of `batch_size` groups, all k completions of a
-group in the same forward pass. Only the main process writes files.
+group in the same forward pass. An epoch trains each group once (its last step may be smaller),
+and a step's loss is that of all its groups together, however they are split (see
+`rmcore.steps.train_step`). Only the main process writes files.
 """
 
 from __future__ import annotations
@@ -31,10 +33,9 @@ from rmcore.batching import (
     Batch,
     BatchLayout,
     PackedGroups,
-    collate,
-    micro_batches,
     plan_epoch,
     score_groups,
+    step_batches,
 )
 from rmcore.checkpoint import Checkpoints, fingerprint
 from rmcore.config import Params, TrainConfig
@@ -71,7 +72,7 @@ class _StepBatches(torch.utils.data.Dataset):
     def __init__(
         self,
         data: PackedGroups,
-        plan: np.ndarray,
+        plan: list[np.ndarray],
         start: int,
         acc: Accelerator,
         cfg: TrainConfig,
@@ -87,8 +88,9 @@ class _StepBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> list[Batch]:
         groups = self.plan[self.start + i]
-        parts = micro_batches(groups, self.data.group_lengths, self.world, self.rank, self.accum)
-        return [collate(self.data, part, self.pad_id, layout=self.layout) for part in parts]
+        return step_batches(
+            self.data, groups, self.world, self.rank, self.accum, self.pad_id, self.layout
+        )
 
 
 def _due(every: int, step: int, epoch_end: bool) -> bool:

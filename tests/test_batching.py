@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import datasets
 import numpy as np
+import pytest
 
-from rmcore.batching import PackedGroups, collate, micro_batches, pad_sequences, plan_epoch
+from rmcore.batching import (
+    PackedGroups,
+    collate,
+    micro_batches,
+    pad_sequences,
+    plan_epoch,
+    step_batches,
+)
 from rmcore.tokenize import FEATURES
 
 ROWS = {
@@ -51,15 +59,25 @@ def test_pad_sequences_multiple_of_eight() -> None:
     assert ids.shape == (2, 16) and ids[0, 3] == 7 and mask.sum() == 12
 
 
-def test_plan_covers_every_group_and_is_seeded() -> None:
+@pytest.mark.parametrize("grouping", [True, False])
+def test_plan_has_every_group_once_and_is_seeded(grouping: bool) -> None:
     lengths = np.arange(37) % 11
-    plan = plan_epoch(lengths, 8, seed=3, epoch=0)
-    assert plan.shape == (5, 8)
-    assert set(plan.reshape(-1)) == set(range(37))  # 3 wrap-around repeats fill the last step
-    assert np.array_equal(plan, plan_epoch(lengths, 8, seed=3, epoch=0))
-    assert not np.array_equal(plan, plan_epoch(lengths, 8, seed=3, epoch=1))
-    spread = [np.ptp(lengths[step]) for step in plan]
-    assert np.mean(spread) < np.ptp(lengths)  # length grouping keeps steps homogeneous
+    plan = plan_epoch(lengths, 8, seed=3, epoch=0, length_grouping=grouping)
+    assert sorted(len(step) for step in plan) == [5, 8, 8, 8, 8]  # the last step is smaller
+    assert sorted(np.concatenate(plan).tolist()) == list(range(37))  # each group exactly once
+    again = plan_epoch(lengths, 8, seed=3, epoch=0, length_grouping=grouping)
+    assert all(np.array_equal(a, b) for a, b in zip(plan, again, strict=True))
+    other = plan_epoch(lengths, 8, seed=3, epoch=1, length_grouping=grouping)
+    assert not all(np.array_equal(a, b) for a, b in zip(plan, other, strict=True))
+    if grouping:
+        spread = [np.ptp(lengths[step]) for step in plan]
+        assert np.mean(spread) < np.ptp(lengths)  # length grouping keeps steps homogeneous
+
+
+def test_plan_of_a_multiple_of_the_batch_has_equal_steps() -> None:
+    plan = plan_epoch(np.arange(32) % 5, 8, seed=0, epoch=0)
+    assert [len(step) for step in plan] == [8, 8, 8, 8]
+    assert sorted(np.concatenate(plan).tolist()) == list(range(32))
 
 
 def test_micro_batches_partition_a_step_across_processes() -> None:
@@ -69,3 +87,28 @@ def test_micro_batches_partition_a_step_across_processes() -> None:
     every = np.concatenate([p for rank in parts for p in rank])
     assert sorted(every.tolist()) == list(range(16))
     assert all(len(p) == 4 for rank in parts for p in rank)
+
+
+@pytest.mark.parametrize(("n", "world", "accum"), [(3, 2, 2), (1, 2, 1), (5, 2, 4), (2, 1, 3)])
+def test_a_short_step_still_gives_every_process_accum_parts(n: int, world: int, accum: int) -> None:
+    lengths = np.array([5, 3, 8, 1, 4, 2, 7])
+    step = np.arange(n)
+    parts = [micro_batches(step, lengths, world, r, accum) for r in range(world)]
+    assert all(len(rank) == accum for rank in parts)
+    every = np.concatenate([p for rank in parts for p in rank])
+    assert sorted(every.tolist()) == list(range(n))  # each group once, none repeated
+    if n >= world:  # while there is a group per process, each has one
+        assert all(len(rank[0]) for rank in parts)
+
+
+def test_empty_parts_become_uncounted_filler() -> None:
+    packed = PackedGroups.from_dataset(dataset())
+    step = np.array([0, 1])  # 2 groups, 2 processes x 2 micro-batches
+    batches = [step_batches(packed, step, 2, r, 2, pad_id=0) for r in range(2)]
+    assert [[b.counted for b in rank] for rank in batches] == [[True, False], [True, False]]
+    shortest = collate(packed, np.array([0]), pad_id=0)  # group a: 6 tokens, b: 6, first wins
+    for rank in batches:
+        assert rank[0].n_groups == 1 and rank[1].n_groups == 1
+        assert rank[1].input_ids.tolist() == shortest.input_ids.tolist()
+    one = step_batches(packed, np.array([2]), 2, 1, 1, pad_id=0)  # rank 1 has no group at all
+    assert [b.counted for b in one] == [False] and one[0].groups_with_pairs == 1
