@@ -56,6 +56,7 @@ lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf data/normalized data/tokenized models checkpoints metrics plots mlflow.db mlartifacts .prefect

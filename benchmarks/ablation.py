@@ -24,11 +24,12 @@ import harness as h  # also puts the repository on sys.path
 import numpy as np
 import torch
 
-from rmcore.batching import BatchLayout, PackedGroups, collate, plan_epoch
-from rmcore.config import ModelConfig, Params
-from rmcore.model import build_reward_model
-from rmcore.steps import forward_loss
-from rmcore.tokenize import load_tokenized
+from rmcore.core.config import ModelConfig, Params
+from rmcore.model.batches import BatchLayout, PackedGroups, collate
+from rmcore.model.reward_model import build_reward_model
+from rmcore.text.tokenize import load_tokenized
+from rmcore.train.plan import plan_epoch
+from rmcore.train.steps import forward_loss
 
 log = logging.getLogger("benchmarks.ablation")
 

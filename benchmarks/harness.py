@@ -36,9 +36,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rmcore import stages  # noqa: E402
-from rmcore.config import Params, parse_params  # noqa: E402
-from rmcore.paths import Layout  # noqa: E402
-from rmcore.tokenize import META_FILE, load_tokenized  # noqa: E402
+from rmcore.core.config import Params, parse_params  # noqa: E402
+from rmcore.core.paths import Layout  # noqa: E402
+from rmcore.text.tokenize import META_FILE, load_tokenized  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 HH_FILE = "hh-rlhf-harmless-base/test.jsonl.gz"
@@ -205,7 +205,7 @@ def decoder_dir(
     tokenizer, saved as a model directory usable as `model.name`."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from rmcore.model import load_tokenizer
+    from rmcore.text.tokenizer import load_tokenizer
 
     root = Path(root)
     if (root / "config.json").is_file():

@@ -11,7 +11,7 @@ its prompt-hash split (80% train, 20% held out), tokenised by rmcore's tokenize 
 train on the first `--pairs` train pairs. TRL gets the same pairs as `chosen_ids` /
 `rejected_ids`: rmcore's formatting of each pair without truncation, so TRL sees the same
 tokens and applies its own rule (drop pairs longer than max_length). Both models are then
-scored on the first `--heldout` held-out pairs by `rmcore.batching.score_groups`: ours as
+scored on the first `--heldout` held-out pairs by `rmcore.model.scoring.score_groups`: ours as
 saved, TRL's saved AutoModelForSequenceClassification wrapped in `RewardModel` with the
 same tokenizer and tokenised held-out data.
 """
@@ -35,12 +35,13 @@ import pyarrow.parquet as pq
 import torch
 
 from rmcore import stages
-from rmcore.batching import score_groups
-from rmcore.config import TokenizeConfig
-from rmcore.metrics import group_pair_accuracy
-from rmcore.model import RewardModel, load_reward_model, load_tokenizer, resolve_backbone
-from rmcore.runtime import resolve_precision
-from rmcore.tokenize import encode_records, load_tokenized
+from rmcore.core.config import TokenizeConfig
+from rmcore.evaluate.metrics import group_pair_accuracy
+from rmcore.model.reward_model import RewardModel, load_reward_model
+from rmcore.model.scoring import score_groups
+from rmcore.text.tokenize import encode_records, load_tokenized
+from rmcore.text.tokenizer import load_tokenizer, resolve_backbone
+from rmcore.train.accelerator import resolve_precision
 
 log = logging.getLogger("benchmarks.train_vs_trl")
 BACKBONES = {"neox-160m": (12, 768, 12), "neox-small": (6, 512, 8)}

@@ -24,8 +24,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from rmcore.config import Params
-from rmcore.data.options import FORMATS, OPTIONS
+from rmcore.core.config import Params
+from rmcore.core.formats import FORMATS, OPTIONS
 from rmcore.data.records import REASONS
 
 DOCS = Path(__file__).resolve().parent

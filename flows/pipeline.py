@@ -28,7 +28,7 @@ from flows.dvc_stages import StageFailed
 from flows.lock import project_lock
 from flows.params import ParamsError, apply_params
 from rmcore.__main__ import EXIT_CONFIG
-from rmcore.config import ConfigError, parse_params
+from rmcore.core.config import ConfigError, parse_params
 
 DEFAULTS = {"RMPIPE_RETRIES": 1.0, "RMPIPE_RETRY_DELAY": 10.0, "RMPIPE_LOCK_TIMEOUT": 900.0}
 

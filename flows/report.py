@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rmcore.paths import Layout
+from rmcore.core.paths import Layout
 
 # Stage results in the per-stage table.
 RAN = "ran"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TypeGuard
 
-from rmcore.config import DEFAULT_PARAMS, ConfigError, load_params
+from rmcore.core.config import DEFAULT_PARAMS, ConfigError, load_params
 
 STAGE_NAMES = ("ingest", "tokenize", "train", "evaluate", "register")
 
@@ -87,8 +87,8 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from rmcore.paths import Layout
-    from rmcore.scoring import register_config, score_file
+    from rmcore.core.paths import Layout
+    from rmcore.register.score_file import register_config, score_file
 
     cfg = register_config(args.params or DEFAULT_PARAMS, explicit=args.params is not None)
     try:
@@ -112,7 +112,7 @@ def _score(args: argparse.Namespace) -> int:
 
 def _run_stage(name: str, params_path: Path, root: Path) -> int:
     from rmcore import stages
-    from rmcore.paths import Layout
+    from rmcore.core.paths import Layout
 
     params = load_params(params_path)
     summary = stages.STAGES[name](params, Layout(root))

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from rmcore.atomic import write_text
-from rmcore.config import Params
-from rmcore.paths import Layout
+from rmcore.core.atomic import write_text
+from rmcore.core.config import Params
+from rmcore.core.paths import Layout
 
 Summary = dict[str, Any]
 
@@ -30,10 +30,10 @@ def ingest(params: Params, layout: Layout) -> Summary:
 
 def tokenize(params: Params, layout: Layout) -> Summary:
     """Format and tokenise every completion of every group; write Arrow datasets + report."""
-    from rmcore import tokenize as tok
     from rmcore.data.io import read_split
     from rmcore.data.schema import SPLITS
-    from rmcore.model import load_tokenizer
+    from rmcore.text import tokenize as tok
+    from rmcore.text.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(params.model.name, params.model.trust_remote_code)
     tok.check_max_length(tokenizer, params.tokenize)
@@ -52,21 +52,21 @@ def tokenize(params: Params, layout: Layout) -> Summary:
 
 def train(params: Params, layout: Layout) -> Summary:
     """Train the reward model on the tokenised train split; save it in Hugging Face format."""
-    from rmcore.train import train as run_training
+    from rmcore.train.recipe import train as run_training
 
     return run_training(params, layout)
 
 
 def evaluate(params: Params, layout: Layout) -> Summary:
     """Score the held-out test split; write metrics/eval.json and plots."""
-    from rmcore.evaluate import run_evaluation
+    from rmcore.evaluate.evaluation import run_evaluation
 
     return run_evaluation(params.eval, layout, params.model.trust_remote_code)
 
 
 def register(params: Params, layout: Layout) -> Summary:
     """Log the run to MLflow, register the model, move the champion alias if it wins."""
-    from rmcore.registry import register_model
+    from rmcore.register.registry import register_model
 
     summary = register_model(params, layout)
     write_text(layout.registration, json.dumps(summary, indent=2) + "\n")

@@ -19,8 +19,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import yaml
 
-from rmcore.config import ModelConfig, Params, TokenizeConfig, parse_params
-from rmcore.paths import Layout
+from rmcore.core.config import ModelConfig, Params, TokenizeConfig, parse_params
+from rmcore.core.paths import Layout
 from tests.tiny import make_tiny_bert, write_synthetic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,8 +61,8 @@ def write_params(root: Path, extra: dict[str, Any] | None = None) -> Params:
 
 def build_project(root: Path, model_seed: int = 0, n_test: int = 24) -> Layout:
     """Data, tokenised test split and a saved tiny reward model under `root`."""
-    from rmcore.model import build_reward_model
-    from rmcore.tokenize import save_tokenized, tokenize_table
+    from rmcore.model.reward_model import build_reward_model
+    from rmcore.text.tokenize import save_tokenized, tokenize_table
 
     layout = Layout(root)
     write_synthetic(layout, n_train=8, n_val=8, n_test=n_test, seed=0)

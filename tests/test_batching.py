@@ -6,15 +6,9 @@ import datasets
 import numpy as np
 import pytest
 
-from rmcore.batching import (
-    PackedGroups,
-    collate,
-    micro_batches,
-    pad_sequences,
-    plan_epoch,
-    step_batches,
-)
-from rmcore.tokenize import FEATURES
+from rmcore.model.batches import PackedGroups, collate, pad_sequences
+from rmcore.text.tokenize import FEATURES
+from rmcore.train.plan import micro_batches, plan_epoch, step_batches
 
 ROWS = {
     "group_id": ["a", "b", "c"],

@@ -93,7 +93,7 @@ def chat_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_max_length_below_the_tokenizer_minimum_stops_tokenize(
     chat_model: str, tmp_path: Path
 ) -> None:
-    from rmcore.paths import Layout
+    from rmcore.core.paths import Layout
 
     write_synthetic(Layout(tmp_path), n_train=8, n_val=4, n_test=4)
     raw = {**VALID, "model": {"name": chat_model}, "tokenize": {"max_length": 12}}
@@ -108,9 +108,9 @@ def test_max_length_below_the_tokenizer_minimum_stops_tokenize(
 
 
 def test_minimum_max_length_is_exact(chat_model: str) -> None:
-    from rmcore.config import ConfigError, TokenizeConfig
-    from rmcore.model import load_tokenizer
-    from rmcore.tokenize import check_max_length, format_and_encode
+    from rmcore.core.config import ConfigError, TokenizeConfig
+    from rmcore.text.tokenize import check_max_length, format_and_encode
+    from rmcore.text.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(chat_model)
     # A one-word prompt takes 12 tokens, a one-word completion 3; by default the prompt keeps

@@ -10,8 +10,14 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from rmcore.config import ConfigError, Params, default_length_buckets, load_params, parse_params
-from rmcore.data.options import FORMATS
+from rmcore.core.config import (
+    ConfigError,
+    Params,
+    default_length_buckets,
+    load_params,
+    parse_params,
+)
+from rmcore.core.formats import FORMATS
 from tests.conftest import REPO_ROOT
 
 MINIMAL = {"data": {"sources": [{"path": "x.jsonl", "format": "hh_rlhf"}]}}
@@ -167,10 +173,10 @@ def test_bad_length_buckets_are_refused_at_load(edges: list[int]) -> None:
 
 
 def test_evaluate_derives_buckets_from_the_tokenised_max_length(tmp_path: Path) -> None:
-    from rmcore.config import EvalConfig
-    from rmcore.evaluate import length_bucket_edges
-    from rmcore.paths import Layout
-    from rmcore.tokenize import write_meta
+    from rmcore.core.config import EvalConfig
+    from rmcore.core.paths import Layout
+    from rmcore.evaluate.evaluation import length_bucket_edges
+    from rmcore.text.tokenize import write_meta
 
     layout = Layout(tmp_path)
     layout.tokenized.mkdir(parents=True)

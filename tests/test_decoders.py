@@ -20,10 +20,11 @@ from transformers import (
 )
 
 from rmcore import stages
-from rmcore.config import ModelConfig, TokenizeConfig
-from rmcore.model import RewardModel, build_reward_model, load_reward_model, score_texts
-from rmcore.paths import Layout
-from rmcore.tokenize import encode_records
+from rmcore.core.config import ModelConfig, TokenizeConfig
+from rmcore.core.paths import Layout
+from rmcore.model.reward_model import RewardModel, build_reward_model, load_reward_model
+from rmcore.model.scoring import score_texts
+from rmcore.text.tokenize import encode_records
 from tests.tiny import _bpe_tokenizer, tiny_params, write_synthetic
 
 PROMPTS = ["tell me about cats", "is rain wet", "chess or tea", "why"]

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from rmcore import stages
-from rmcore.config import load_params
-from rmcore.paths import Layout
+from rmcore.core.config import load_params
+from rmcore.core.paths import Layout
 from tests.conftest import REPO_ROOT
 from tests.tiny import make_tiny_neox, sample_data_section, write_synthetic
 

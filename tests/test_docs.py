@@ -95,8 +95,8 @@ def test_relative_links_resolve() -> None:
 
 
 def test_params_snippets_are_valid_and_name_real_formats() -> None:
-    from rmcore.config import parse_params
-    from rmcore.data.options import FORMATS
+    from rmcore.core.config import parse_params
+    from rmcore.core.formats import FORMATS
 
     for path in _doc_files():
         text = path.read_text(encoding="utf-8")
@@ -122,8 +122,8 @@ def _flat_keys(metrics: dict[str, Any], documented: set[str]) -> set[str]:
 
 @pytest.mark.usefixtures("one_thread")
 def test_documented_eval_keys_are_what_evaluate_writes(tmp_path: Path) -> None:
-    from rmcore.config import EvalConfig
-    from rmcore.evaluate import run_evaluation
+    from rmcore.core.config import EvalConfig
+    from rmcore.evaluate.evaluation import run_evaluation
     from tests.eval_project import build_project
 
     layout = build_project(tmp_path)

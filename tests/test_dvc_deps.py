@@ -112,11 +112,11 @@ def covered(path: Path, deps: list[Path]) -> bool:
 
 
 def test_closure_follows_imports_inside_functions() -> None:
-    """The control: the tokenize stage imports rmcore.tokenize inside its function only."""
+    """The control: the tokenize stage imports rmcore.text.tokenize inside its function only."""
     files = import_closure("tokenize")
-    assert REPO_ROOT / "rmcore" / "tokenize.py" in files
+    assert REPO_ROOT / "rmcore" / "text" / "tokenize.py" in files
     assert REPO_ROOT / "rmcore" / "data" / "__init__.py" in files  # a parent package
-    assert REPO_ROOT / "rmcore" / "registry.py" not in files
+    assert REPO_ROOT / "rmcore" / "register" / "registry.py" not in files
 
 
 @pytest.mark.parametrize("name", list(dvc_stages()))

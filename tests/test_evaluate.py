@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from rmcore.config import EvalConfig
-from rmcore.metrics import (
+from rmcore.core.config import EvalConfig
+from rmcore.core.paths import Layout
+from rmcore.evaluate.metrics import (
     GroupScores,
     bucket_labels,
     calibration,
@@ -19,7 +20,6 @@ from rmcore.metrics import (
     normalize_rewards,
     ranked_pairs,
 )
-from rmcore.paths import Layout
 from tests.eval_project import build_project
 
 # Three groups, worked by hand:
@@ -164,8 +164,8 @@ def test_evaluate_cli_writes_metrics_and_plots(project: Layout) -> None:
 
 @pytest.mark.slow
 def test_metrics_do_not_depend_on_eval_batch_size(project: Layout) -> None:
-    from rmcore.evaluate import run_evaluation
-    from rmcore.run_record import numeric_leaves
+    from rmcore.evaluate.evaluation import run_evaluation
+    from rmcore.register.lineage import numeric_leaves
 
     results = []
     for batch_size in (1, 7):

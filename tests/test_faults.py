@@ -2,7 +2,7 @@
 a kill in the middle of writing an output.
 
 The CLI turns file-system errors into one line (path, what happened, what to do) and exit
-status 3; outputs are written whole or not at all (rmcore/atomic.py), so the previous output
+status 3; outputs are written whole or not at all (rmcore/core/atomic.py), so the previous output
 survives a failed or killed write.
 """
 
@@ -23,9 +23,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from rmcore import atomic, stages
+from rmcore import stages
 from rmcore.__main__ import EXIT_FILESYSTEM, main
-from rmcore.paths import Layout
+from rmcore.core import atomic
+from rmcore.core.paths import Layout
 from tests.conftest import REPO_ROOT
 from tests.data.helpers import PAIR_OPTIONS, pair, write_jsonl
 from tests.tiny import make_tiny_bert, tiny_params, write_synthetic
@@ -162,7 +163,7 @@ def test_killed_writer_leaves_the_old_output(tmp_path: Path) -> None:
     target = tmp_path / "metrics" / "eval.json"
     atomic.write_text(target, '{"pairwise_accuracy": 0.5}\n')
     code = (
-        "import os, signal, sys; from rmcore.atomic import atomic_path\n"
+        "import os, signal, sys; from rmcore.core.atomic import atomic_path\n"
         "with atomic_path(sys.argv[1]) as tmp:\n"
         "    tmp.write_text('{\"pairwise_accu')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -226,7 +227,7 @@ def test_failed_model_save_keeps_the_previous_model(
 ) -> None:
     """The train stage fails while writing models/reward_model (disk full after the weights):
     the previous model and metrics stay, not a model without its reward stats."""
-    import rmcore.train
+    import rmcore.train.recipe
 
     layout = Layout(tmp_path)
     write_synthetic(layout, n_train=16, n_val=8, n_test=4)
@@ -238,7 +239,7 @@ def test_failed_model_save_keeps_the_previous_model(
     def disk_full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(rmcore.train, "set_reward_stats", disk_full)
+    monkeypatch.setattr(rmcore.train.recipe, "set_reward_stats", disk_full)
     with pytest.raises(OSError, match="No space left") as err:
         stages.train(tiny_params(params.model.name, train={"max_steps": 2, "seed": 1}), layout)
     assert err.value.filename == str(layout.model_dir)

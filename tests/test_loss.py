@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rmcore.loss import kwise_loss, pairwise_loss
+from rmcore.train.loss import kwise_loss, pairwise_loss
 
 
 def softplus(x: float) -> float:

@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from rmcore import stages
-from rmcore.config import load_params
-from rmcore.paths import Layout
+from rmcore.core.config import load_params
+from rmcore.core.paths import Layout
 from tests.eval_project import REPO_ROOT, REWARD_STATS, build_project, sqlite_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -131,7 +131,8 @@ def champion(
 
 
 def _expected(layout: Layout) -> np.ndarray:
-    from rmcore.model import load_reward_model, score_texts
+    from rmcore.model.reward_model import load_reward_model
+    from rmcore.model.scoring import score_texts
 
     model = load_reward_model(layout.model_dir)
     prompts = [r["prompt"] for r in ROWS]

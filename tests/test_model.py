@@ -9,16 +9,12 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from rmcore.batching import pad_sequences, score_groups
-from rmcore.config import ModelConfig, TokenizeConfig
-from rmcore.model import (
-    HEAD_FILE,
-    build_reward_model,
-    load_reward_model,
-    resolve_backbone,
-    score_texts,
-)
-from rmcore.tokenize import encode_records, tokenize_table
+from rmcore.core.config import ModelConfig, TokenizeConfig
+from rmcore.model.batches import pad_sequences
+from rmcore.model.reward_model import HEAD_FILE, build_reward_model, load_reward_model
+from rmcore.model.scoring import score_groups, score_texts
+from rmcore.text.tokenize import encode_records, tokenize_table
+from rmcore.text.tokenizer import resolve_backbone
 from tests.tiny import make_tiny_bert, make_tiny_neox, synthetic_groups
 
 PROMPTS = ["tell me about cats", "is rain wet", "chess or tea"]

@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from rmcore import stages
-from rmcore.batching import BatchLayout, PackedGroups, collate, score_groups
-from rmcore.config import ModelConfig
-from rmcore.model import RewardModel, build_reward_model
-from rmcore.paths import Layout
-from rmcore.runtime import choose_layout
-from rmcore.tokenize import FEATURES, load_tokenized, save_tokenized
+from rmcore.core.config import ModelConfig
+from rmcore.core.paths import Layout
+from rmcore.model.batches import BatchLayout, PackedGroups, collate
+from rmcore.model.layout import choose_layout
+from rmcore.model.reward_model import RewardModel, build_reward_model
+from rmcore.model.scoring import score_groups
+from rmcore.text.tokenize import FEATURES, load_tokenized, save_tokenized
 from tests.tiny import make_tiny_bert, make_tiny_neox, tiny_params, write_synthetic
 
 PLAIN, PACKED = BatchLayout(), BatchLayout(packed=True)

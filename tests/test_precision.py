@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from rmcore import stages
-from rmcore.paths import Layout
-from rmcore.runtime import BF16_OVERRIDE, cpu_has_native_bf16, resolve_precision
+from rmcore.core.paths import Layout
+from rmcore.train.accelerator import BF16_OVERRIDE, cpu_has_native_bf16, resolve_precision
 from tests.tiny import make_tiny_neox, tiny_params, write_synthetic
 
 pytestmark = [pytest.mark.precision, pytest.mark.usefixtures("one_thread")]
@@ -53,7 +53,7 @@ def test_the_override_decides_and_says_so(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, value: str, native: bool
 ) -> None:
     monkeypatch.setenv(BF16_OVERRIDE, value)
-    with caplog.at_level(logging.INFO, logger="rmcore.runtime"):
+    with caplog.at_level(logging.INFO, logger="rmcore.train.accelerator"):
         assert cpu_has_native_bf16() is native
         assert resolve_precision("auto", cuda=False) == ("bf16" if native else "no")
     assert f"RMPIPE_CPU_BF16={value} override" in caplog.text
@@ -64,7 +64,7 @@ def test_unset_or_empty_detects_from_cpuinfo(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv(BF16_OVERRIDE, raising=False)
-    with caplog.at_level(logging.INFO, logger="rmcore.runtime"):
+    with caplog.at_level(logging.INFO, logger="rmcore.train.accelerator"):
         assert cpu_has_native_bf16() is flags_say_native()
     assert "in /proc/cpuinfo" in caplog.text and "override" not in caplog.text
     monkeypatch.setenv(BF16_OVERRIDE, "")  # `RMPIPE_CPU_BF16= make test` means unset
@@ -141,7 +141,7 @@ def test_explicit_bf16_runs_on_a_cpu_without_native_bf16(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Emulated, slow on such CPUs, but honoured: the same computation as native bf16."""
-    with caplog.at_level(logging.WARNING, logger="rmcore.runtime"):
+    with caplog.at_level(logging.WARNING, logger="rmcore.train.accelerator"):
         metrics, steps = train(tokenized, tmp_path, "0", "bf16")
     assert metrics["precision"] == "bf16"
     assert "emulated and slow" in caplog.text

@@ -7,8 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -16,9 +17,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from rmcore import fingerprint, stages
-from rmcore.config import RegisterConfig
-from rmcore.paths import Layout
+from rmcore import stages
+from rmcore.core.config import RegisterConfig
+from rmcore.core.paths import Layout
+from rmcore.register import lineage, redact
 from tests.eval_project import (
     CONFIG_SECRET,
     DVC_MD5,
@@ -39,9 +41,9 @@ pytestmark = pytest.mark.slow
 
 def test_secret_keys_are_recognised_by_word() -> None:
     for key in ["hf_token", "apiKey", "AWS_SECRET_ACCESS_KEY", "password", "db_passwd", "key"]:
-        assert fingerprint.is_secret_key(key), key
+        assert redact.is_secret_key(key), key
     for key in ["tokenize", "min_completion_tokens", "max_length", "keep_best", "monkey"]:
-        assert not fingerprint.is_secret_key(key), key
+        assert not redact.is_secret_key(key), key
 
 
 def test_redact_hides_keys_env_values_and_url_passwords() -> None:
@@ -51,25 +53,25 @@ def test_redact_hides_keys_env_values_and_url_passwords() -> None:
         "uri": "https://user:pw123@host:5000/x",
         "list": [{"secret": "s"}],
     }
-    out = fingerprint.redact(config, secrets=[ENV_SECRET])
+    out = redact.redact(config, secrets=[ENV_SECRET])
     assert out["a"] == {"api_token": "***", "path": "x", "tokens": 3}
     assert out["note"] == "token is *** here"
     assert "pw123" not in out["uri"] and out["list"] == [{"secret": "***"}]
-    assert fingerprint.redact_uri("http://u:p@h:1/x") == "http://u:***@h:1/x"
-    secrets = fingerprint.environment_secrets({"HF_TOKEN": "abcdefgh", "HOME": "/root/secret"})
+    assert redact.redact_uri("http://u:p@h:1/x") == "http://u:***@h:1/x"
+    secrets = redact.environment_secrets({"HF_TOKEN": "abcdefgh", "HOME": "/root/secret"})
     assert secrets == ["abcdefgh"]
 
 
 def test_flatten_and_dvc_md5() -> None:
-    flat = fingerprint.flatten({"a": {"b": [1, {"c": None}], "d": []}})
+    flat = redact.flatten({"a": {"b": [1, {"c": None}], "d": []}})
     assert flat == {"a.b.0": "1", "a.b.1.c": "", "a.d": "[]"}
     lock = {"stages": {"ingest": {"outs": [{"path": "data/normalized", "md5": "ab.dir"}]}}}
-    assert fingerprint.dvc_out_md5(lock, "ingest", "data/normalized") == "ab.dir"
-    assert fingerprint.dvc_out_md5(None, "ingest", "data/normalized") is None
+    assert lineage.dvc_out_md5(lock, "ingest", "data/normalized") == "ab.dir"
+    assert lineage.dvc_out_md5(None, "ingest", "data/normalized") is None
 
 
 def test_run_record_has_git_commit_curves_and_lineage(tmp_path: Path) -> None:
-    from rmcore.run_record import build_run_record
+    from rmcore.register.lineage import build_run_record
     from tests.eval_project import write_reports
 
     layout = Layout(tmp_path)
@@ -90,7 +92,7 @@ def test_run_record_has_git_commit_curves_and_lineage(tmp_path: Path) -> None:
 
 
 def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rmcore.registry import resolve_tracking_uri
+    from rmcore.register.registry import resolve_tracking_uri
 
     layout = Layout(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -104,7 +106,8 @@ def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_registry_module_disables_telemetry_before_importing_mlflow() -> None:
     code = (
-        "import os; os.environ.pop('MLFLOW_DISABLE_TELEMETRY', None); import rmcore.registry; "
+        "import os; os.environ.pop('MLFLOW_DISABLE_TELEMETRY', None); "
+        "import rmcore.register.registry; "
         "from mlflow.telemetry.utils import is_telemetry_disabled; print(is_telemetry_disabled())"
     )
     out = subprocess.run(
@@ -130,7 +133,7 @@ def _project(root: Path, store: str, model_seed: int) -> Layout:
 
 
 def _params(root: Path):
-    from rmcore.config import load_params
+    from rmcore.core.config import load_params
 
     return load_params(root / "params.yaml")
 
@@ -157,7 +160,8 @@ def _accuracy(layout: Layout) -> float:
 def test_register_logs_the_run_and_makes_a_champion(
     projects: tuple[Layout, Layout], store: str
 ) -> None:
-    from rmcore.model import load_reward_model, score_texts
+    from rmcore.model.reward_model import load_reward_model
+    from rmcore.model.scoring import score_texts
 
     a, _ = projects
     summary = stages.register(_params(a.root), a)
@@ -229,7 +233,7 @@ def test_gate_moves_champion_only_to_an_equal_or_better_model(
 def test_champion_evaluated_on_other_data_is_rescored(
     projects: tuple[Layout, Layout], store: str
 ) -> None:
-    from rmcore.registry import TAG_DATA_HASH, champion_accuracy
+    from rmcore.register.registry import TAG_DATA_HASH, champion_accuracy
 
     a, _ = projects
     cfg = _params(a.root).registry
@@ -247,7 +251,7 @@ def test_killed_registration_leaves_no_half_registered_version(
 ) -> None:
     """A real `python -m rmcore register` SIGKILLed after creating the version, before
     validating it; then crashes at the other steps (in-process); then a clean run."""
-    from rmcore import registry
+    from rmcore.register import registry
 
     store = sqlite_store(tmp_path)
     a, _ = projects
@@ -255,7 +259,9 @@ def test_killed_registration_leaves_no_half_registered_version(
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     a.registration.unlink(missing_ok=True)
 
-    killed = run_cli(a.root, "register", env=_env(RMPIPE_KILL_AT="version_created"))
+    faults = os.pathsep.join([str(REPO_ROOT / "tests" / "faults"), str(REPO_ROOT)])
+    env = _env(RMPIPE_TEST_KILL_AFTER="mlflow.register_model", PYTHONPATH=faults)
+    killed = run_cli(a.root, "register", env=env)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     (half,) = client.search_model_versions("name = 'reward-model'")
     assert "rmpipe.validated" not in half.tags and not half.aliases
@@ -264,26 +270,30 @@ def test_killed_registration_leaves_no_half_registered_version(
     class Crash(BaseException):
         pass
 
-    def crash_at(target: str) -> Callable[[str], None]:
-        def hook(step: str) -> None:
-            if step == target:
-                raise Crash(step)
+    def crash_after(name: str) -> None:
+        """Let registry.`name` finish, then die as a kill at that moment would."""
+        done = getattr(registry, name)
 
-        return hook
+        def then_crash(*args: Any, **kwargs: Any) -> Any:
+            done(*args, **kwargs)
+            raise Crash(name)
 
-    monkeypatch.setattr(registry, "kill_point", crash_at("model_logged"))
+        monkeypatch.setattr(registry, name, then_crash)
+
+    crash_after("log_reward_model")
     with pytest.raises(Crash):
         stages.register(_params(a.root), a)
     assert client.get_run(half.run_id).info.status == "KILLED"  # marked by the second attempt
     assert client.search_model_versions("name = 'reward-model'") == []  # half one deleted
 
-    monkeypatch.setattr(registry, "kill_point", crash_at("version_validated"))
+    monkeypatch.undo()
+    crash_after("create_validated_version")
     with pytest.raises(Crash):
         stages.register(_params(a.root), a)
     (whole,) = client.search_model_versions("name = 'reward-model'")
     assert whole.tags["rmpipe.validated"] == "true" and not whole.aliases
 
-    monkeypatch.setattr(registry, "kill_point", crash_at("none"))
+    monkeypatch.undo()
     summary = stages.register(_params(a.root), a)  # finishes: same version, alias last
     assert summary["version"] == int(whole.version) and summary["aliases"] == ["champion"]
     assert summary["reused_version"] is True

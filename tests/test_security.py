@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rmcore.config import ConfigError, ModelConfig, TokenizeConfig
-from rmcore.model import META_FILE, build_reward_model, load_reward_model
+from rmcore.core.config import ConfigError, ModelConfig, TokenizeConfig
+from rmcore.model.reward_model import META_FILE, build_reward_model, load_reward_model
 from tests.conftest import REPO_ROOT
 from tests.tiny import make_tiny_bert
 

@@ -1,6 +1,6 @@
 """The reward a consumer gets for (prompt, response) is the reward that was evaluated.
 
-Evaluation scores a response inside its group (`rmcore.batching.score_groups` on the tokenised
+Evaluation scores a response inside its group (`rmcore.model.scoring.score_groups` on the tokenised
 split); the registered model scores it alone (`rmcore.model.score_texts`, through the pyfunc).
 Both must see the very same tokens, long (trimmed) prompts and cut completions included.
 """
@@ -19,12 +19,13 @@ import pytest
 import torch
 
 from rmcore import stages
-from rmcore.batching import score_groups
-from rmcore.config import EvalConfig, ModelConfig, TokenizeConfig
+from rmcore.core.config import EvalConfig, ModelConfig, TokenizeConfig
+from rmcore.core.paths import Layout
 from rmcore.data.schema import GROUP_SCHEMA
-from rmcore.model import build_reward_model, load_tokenizer, score_texts
-from rmcore.paths import Layout
-from rmcore.tokenize import encode_records, tokenize_table
+from rmcore.model.reward_model import build_reward_model
+from rmcore.model.scoring import score_groups, score_texts
+from rmcore.text.tokenize import encode_records, tokenize_table
+from rmcore.text.tokenizer import load_tokenizer
 from tests.tiny import BAD, FILLER, GOOD, TOPICS, make_tiny_bert, make_tiny_neox, write_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -131,8 +132,8 @@ def test_served_reward_equals_evaluated_reward(models: dict[str, str], kind: str
 def test_evaluate_stage_and_pyfunc_agree(models: dict[str, str], tmp_path: Path) -> None:
     """The pipeline's own paths: the tokenize stage, evaluate's scoring of the test split,
     and the pyfunc model that `rmpipe score` and model serving call."""
-    from rmcore.evaluate import score_test_split
-    from rmcore.pyfunc_model import RewardModelPyfunc
+    from rmcore.evaluate.evaluation import score_test_split
+    from rmcore.register.pyfunc_model import RewardModelPyfunc
     from tests.tiny import tiny_params
 
     layout = Layout(tmp_path)

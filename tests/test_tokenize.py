@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rmcore import stages
-from rmcore.config import TokenizeConfig
-from rmcore.model import end_token_id, load_tokenizer
-from rmcore.paths import Layout
-from rmcore.tokenize import format_and_encode, load_tokenized, read_meta
+from rmcore.core.config import TokenizeConfig
+from rmcore.core.paths import Layout
+from rmcore.text.tokenize import format_and_encode, load_tokenized, read_meta
+from rmcore.text.tokenizer import end_token_id, load_tokenizer
 from tests.tiny import make_tiny_bert, make_tiny_neox, synthetic_groups, tiny_params, write_groups
 
 

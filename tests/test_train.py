@@ -19,13 +19,13 @@ import torch
 import yaml
 
 from rmcore import stages
-from rmcore.batching import score_groups
-from rmcore.config import parse_params
-from rmcore.metrics import group_pair_accuracy
-from rmcore.model import build_reward_model, load_reward_model
-from rmcore.paths import Layout
-from rmcore.runtime import resolve_precision
-from rmcore.tokenize import load_tokenized
+from rmcore.core.config import parse_params
+from rmcore.core.paths import Layout
+from rmcore.evaluate.metrics import group_pair_accuracy
+from rmcore.model.reward_model import build_reward_model, load_reward_model
+from rmcore.model.scoring import score_groups
+from rmcore.text.tokenize import load_tokenized
+from rmcore.train.accelerator import resolve_precision
 from tests.conftest import REPO_ROOT
 from tests.tiny import (
     make_tiny_bert,
@@ -158,7 +158,7 @@ def test_resume_after_sigkill_matches_uninterrupted(
     train = {"epochs": 3, "save_every": 5, "eval_every": 10}
     model, ref = project(tokenized, "neox", tmp_path / "ref")
     params_path = _params_file(tmp_path / "params.yaml", model, train)
-    from rmcore.config import load_params
+    from rmcore.core.config import load_params
 
     expected = stages.train(load_params(params_path), ref)
     _, killed = project(tokenized, "neox", tmp_path / "killed")
@@ -194,7 +194,7 @@ def test_resume_after_sigkill_matches_uninterrupted(
 
 
 def test_precision_is_detected_not_assumed(monkeypatch: pytest.MonkeyPatch) -> None:
-    import rmcore.runtime as runtime
+    import rmcore.train.accelerator as runtime
 
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", cuda=False) == "no"
@@ -227,7 +227,7 @@ def test_interrupted_save_keeps_the_previous_checkpoint(
 ) -> None:
     from accelerate import Accelerator
 
-    from rmcore.checkpoint import Checkpoints
+    from rmcore.train.checkpoint import Checkpoints
 
     acc = Accelerator(cpu=True)
     model = torch.nn.Linear(3, 1)

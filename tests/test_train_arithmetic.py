@@ -17,14 +17,16 @@ import torch
 import yaml
 
 from rmcore import stages
-from rmcore.batching import PackedGroups, collate, micro_batches
-from rmcore.config import TokenizeConfig, parse_params
+from rmcore.core.config import TokenizeConfig, parse_params
+from rmcore.core.paths import Layout
 from rmcore.data.schema import GROUP_SCHEMA
-from rmcore.model import build_reward_model, load_tokenizer
-from rmcore.paths import Layout
-from rmcore.runtime import make_accelerator
-from rmcore.steps import train_step
-from rmcore.tokenize import load_tokenized, tokenize_table
+from rmcore.model.batches import PackedGroups, collate
+from rmcore.model.reward_model import build_reward_model
+from rmcore.text.tokenize import load_tokenized, tokenize_table
+from rmcore.text.tokenizer import load_tokenizer
+from rmcore.train.accelerator import make_accelerator
+from rmcore.train.plan import micro_batches
+from rmcore.train.steps import train_step
 from tests.test_distributed import TORCHRUN
 from tests.test_validation_distributed import run_torchrun
 from tests.tiny import make_tiny_neox, sample_data_section, synthetic_groups, write_groups

@@ -21,13 +21,14 @@ import pyarrow as pa
 import pytest
 import torch
 
-from rmcore.batching import PackedGroups
-from rmcore.config import Params, TokenizeConfig
+from rmcore.core.config import Params, TokenizeConfig
 from rmcore.data.schema import GROUP_SCHEMA
-from rmcore.model import build_reward_model, load_tokenizer
-from rmcore.runtime import make_accelerator
-from rmcore.steps import validate
-from rmcore.tokenize import tokenize_table
+from rmcore.model.batches import PackedGroups
+from rmcore.model.reward_model import build_reward_model
+from rmcore.text.tokenize import tokenize_table
+from rmcore.text.tokenizer import load_tokenizer
+from rmcore.train.accelerator import make_accelerator
+from rmcore.train.steps import validate
 from tests.conftest import REPO_ROOT
 from tests.test_distributed import TORCHRUN
 from tests.tiny import make_tiny_neox, synthetic_groups, tiny_params

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from rmcore.core.paths import Layout
 from rmcore.data.schema import GROUP_SCHEMA
-from rmcore.paths import Layout
 
 GOOD = ["great", "helpful", "clear", "kind", "correct", "polite", "useful", "thanks"]
 BAD = ["awful", "rude", "wrong", "lazy", "broken", "useless", "nasty", "angry"]
@@ -192,7 +192,7 @@ def sample_data_section() -> dict[str, Any]:
 
 def tiny_params(model_name: str, **sections: dict[str, Any]) -> Any:
     """Params for a tiny run: `model.name` set, sections merged over small defaults."""
-    from rmcore.config import parse_params
+    from rmcore.core.config import parse_params
 
     raw: dict[str, Any] = {
         "data": sample_data_section(),

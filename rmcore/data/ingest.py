@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rmcore.config import DataConfig, SourceConfig
+from rmcore.core.config import DataConfig, SourceConfig
+from rmcore.core.paths import Layout
 from rmcore.data.adapters import ADAPTERS
 from rmcore.data.io import write_splits
 from rmcore.data.merge import merge_pairs
@@ -33,7 +34,6 @@ from rmcore.data.records import (
 from rmcore.data.report import Ledger, write_quarantine, write_report
 from rmcore.data.schema import SPLITS, RankedGroup
 from rmcore.data.split import assign_split, group_id
-from rmcore.paths import Layout
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rmcore.atomic import atomic_path
+from rmcore.core.atomic import atomic_path
+from rmcore.core.paths import Layout
 from rmcore.data.records import IngestError
 from rmcore.data.schema import GROUP_SCHEMA, SPLITS, RankedGroup
-from rmcore.paths import Layout
 
 
 def groups_table(groups: Iterable[RankedGroup]) -> pa.Table:

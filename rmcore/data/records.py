@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from rmcore.config import ConfigError
+from rmcore.core.config import ConfigError
 
 Category = Literal["malformed", "filtered"]
 

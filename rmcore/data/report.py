@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rmcore.atomic import atomic_path, write_text
+from rmcore.core.atomic import atomic_path, write_text
 from rmcore.data.records import Candidate, RecordRef, Rejection, fix_for
 
 MAX_SHOWN_CHARS = 2000

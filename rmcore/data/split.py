@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from rmcore.config import SplitConfig
+from rmcore.core.config import SplitConfig
 from rmcore.data.schema import SPLITS
 
 _SCALE = float(2**64)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rmcore.config import DataConfig
+from rmcore.core.config import DataConfig
+from rmcore.core.paths import Layout
 from rmcore.data.ingest import run_ingest
-from rmcore.paths import Layout
 
 
 def write_jsonl(path: Path, rows: list[Any], gz: bool = False) -> Path:

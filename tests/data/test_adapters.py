@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 
+from rmcore.core.formats import HHRLHFOptions, MappingOptions, OasstOptions, PreferenceOptions
 from rmcore.data.adapters.mapping import convert_mapping
 from rmcore.data.adapters.oasst import convert_oasst
 from rmcore.data.adapters.transcripts import convert_hh_rlhf, convert_preference
-from rmcore.data.options import HHRLHFOptions, MappingOptions, OasstOptions, PreferenceOptions
 from rmcore.data.records import RecordError
 
 U = "user"

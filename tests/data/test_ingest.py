@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from rmcore import stages
-from rmcore.config import ConfigError, load_params, parse_params
+from rmcore.core.config import ConfigError, load_params, parse_params
+from rmcore.core.paths import Layout
 from rmcore.data.io import read_split
 from rmcore.data.records import IngestError
 from rmcore.data.schema import GROUP_SCHEMA, SPLITS
-from rmcore.paths import Layout
 from tests.conftest import REPO_ROOT
 from tests.data.helpers import ingest, pair, source, write_jsonl
 

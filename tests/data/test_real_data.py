@@ -88,7 +88,7 @@ def test_readme_lists_every_reason() -> None:
 
 
 def test_readme_examples_are_valid_params() -> None:
-    from rmcore.config import parse_params
+    from rmcore.core.config import parse_params
 
     for name in ("hh-rlhf", "oasst", "pandalm", "llmbar"):
         parse_params({"data": {"sources": readme_example(name)}})

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rmcore.config import SplitConfig
+from rmcore.core.config import SplitConfig
 from rmcore.data.split import assign_split, group_id, split_key
 from tests.data.helpers import ingest, source, write_jsonl
 

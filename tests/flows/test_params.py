@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from flows.params import ParamsError, apply_params, parse_override
-from rmcore.config import ConfigError, parse_params
+from rmcore.core.config import ConfigError, parse_params
 from tests.flows.conftest import REPO_ROOT
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from rmcore.core.formats import FORMATS
 from rmcore.data.adapters.common import Adapter
 from rmcore.data.adapters.hub import SHP, SUMMARIZE, WEBGPT
 from rmcore.data.adapters.mapping import MAPPING
 from rmcore.data.adapters.oasst import OASST
 from rmcore.data.adapters.transcripts import HH_RLHF, PREFERENCE
-from rmcore.data.options import FORMATS
 
 ADAPTERS: dict[str, Adapter] = {
     "hh_rlhf": HH_RLHF,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from rmcore.core.formats import SHPOptions, SummarizeOptions, WebGPTOptions
 from rmcore.data.adapters.common import (
     Adapter,
     Record,
@@ -26,7 +27,6 @@ from rmcore.data.adapters.common import (
     text,
     user_prompt,
 )
-from rmcore.data.options import SHPOptions, SummarizeOptions, WebGPTOptions
 from rmcore.data.records import Candidate, RecordError
 
 

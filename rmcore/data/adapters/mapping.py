@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from rmcore.core.formats import MappingOptions
 from rmcore.data.adapters.common import (
     Adapter,
     Record,
@@ -30,7 +31,6 @@ from rmcore.data.adapters.common import (
     text,
     user_prompt,
 )
-from rmcore.data.options import MappingOptions
 from rmcore.data.records import Candidate, RecordError
 
 OUTCOME_RANKS = {"first": [0, 1], "second": [1, 0], "tie": [0, 0]}

@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from rmcore.core.formats import OasstOptions
 from rmcore.data.adapters.common import ROLES, Adapter, Record, as_list, get, integer, text
-from rmcore.data.options import OasstOptions
 from rmcore.data.records import Candidate, RecordError, Rejection
 
 Message = Mapping[str, Any]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from rmcore.core.formats import HHRLHFOptions, PreferenceOptions
 from rmcore.data.adapters.common import Adapter, Record, columns_of, messages, text, user_prompt
-from rmcore.data.options import HHRLHFOptions, PreferenceOptions
 from rmcore.data.records import Candidate, RecordError
 
 # A turn starts with "Human:" or "Assistant:" at the start of the text or after a blank line.

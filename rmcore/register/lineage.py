@@ -13,61 +13,21 @@ import json
 import logging
 import math
 import re
+import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rmcore import fingerprint
-from rmcore.config import Params
-from rmcore.paths import Layout
+from rmcore.core.config import Params
+from rmcore.core.paths import Layout
+from rmcore.register import redact
 
 log = logging.getLogger(__name__)
 
 DATASET_CONTEXTS = {"train": "training", "validation": "validation", "test": "evaluation"}
-TAG_MODEL_HASH = "rmpipe.model_hash"
-TAG_DATA_HASH = "rmpipe.test_data_hash"
-
-
-class RegistrationError(RuntimeError):
-    """The model could not be registered safely; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What is being registered: the model and test-data hashes and the held-out accuracy."""
-
-    model_hash: str
-    data_hash: str
-    accuracy: float
-
-    def search_filter(self, name: str) -> str:
-        return (
-            f"name = '{name}' and tags.`{TAG_MODEL_HASH}` = '{self.model_hash}' "
-            f"and tags.`{TAG_DATA_HASH}` = '{self.data_hash}'"
-        )
-
-
-def read_candidate(layout: Layout) -> Candidate:
-    """Hashes and accuracy from metrics/eval.json, checked against the model directory."""
-    if not layout.eval_metrics.is_file():
-        raise RegistrationError(f"{layout.eval_metrics} not found; run the evaluate stage first")
-    metrics = json.loads(layout.eval_metrics.read_text(encoding="utf-8"))
-    identity = metrics.get("identity", {})
-    model_hash = fingerprint.directory_hash(layout.model_dir)
-    if identity.get("model_hash") != model_hash:
-        raise RegistrationError(
-            f"{layout.eval_metrics} was computed for another model than {layout.model_dir}; "
-            "run the evaluate stage again"
-        )
-    accuracy = metrics.get("pairwise_accuracy")
-    if not isinstance(accuracy, int | float):
-        raise RegistrationError(
-            f"{layout.eval_metrics} has no pairwise_accuracy (no test pairs?); "
-            "check the test split and run evaluate again"
-        )
-    return Candidate(model_hash, str(identity["test_data_hash"]), float(accuracy))
 
 
 @dataclass(frozen=True)
@@ -129,23 +89,23 @@ def train_curves(path: Path) -> list[tuple[str, float, int]]:
 
 def redacted_config(params: Params) -> dict[str, Any]:
     """The validated params with credential keys, secret values and URL passwords hidden."""
-    config = fingerprint.redact(params.model_dump(mode="json", by_alias=True))
+    config = redact.redact(params.model_dump(mode="json", by_alias=True))
     register = config.get("register", {})
     if register.get("tracking_uri"):
-        register["tracking_uri"] = fingerprint.redact_uri(register["tracking_uri"])
+        register["tracking_uri"] = redact.redact_uri(register["tracking_uri"])
     return config
 
 
 def _text(path: Path, secrets: list[str]) -> str:
-    return fingerprint.scrub_text(path.read_text(encoding="utf-8"), secrets)
+    return redact.scrub_text(path.read_text(encoding="utf-8"), secrets)
 
 
 def build_run_record(params: Params, layout: Layout) -> RunRecord:
     """Collect params, metrics, tags, files and inputs of the run rooted at `layout`."""
-    secrets = fingerprint.environment_secrets()
+    secrets = redact.environment_secrets()
     config = redacted_config(params)
     record = RunRecord(
-        params=fingerprint.flatten(config),
+        params=redact.flatten(config),
         metrics=[],
         tags={},
         files=[],
@@ -166,8 +126,7 @@ def build_run_record(params: Params, layout: Layout) -> RunRecord:
     if layout.eval_metrics.is_file():
         evaluation = json.loads(layout.eval_metrics.read_text(encoding="utf-8"))
         record.metrics += [
-            (fingerprint.scrub_text(f"eval/{n}", secrets), v, 0)
-            for n, v in numeric_leaves(evaluation)
+            (redact.scrub_text(f"eval/{n}", secrets), v, 0) for n, v in numeric_leaves(evaluation)
         ]
     if layout.train_steps.is_file():
         record.metrics += train_curves(layout.train_steps)
@@ -183,17 +142,17 @@ def build_run_record(params: Params, layout: Layout) -> RunRecord:
 
 def _add_lineage(record: RunRecord, layout: Layout, secrets: list[str]) -> None:
     """git commit, dvc.lock (scrubbed) and the normalised splits with their DVC md5."""
-    commit = fingerprint.git_commit(layout.root)
+    commit = git_commit(layout.root)
     if commit is not None:
         record.tags["git_commit"] = commit[0]
         record.tags["git_dirty"] = str(commit[1]).lower()
-    lock = fingerprint.read_dvc_lock(layout.root)
+    lock = read_dvc_lock(layout.root)
     if lock is None:
         record.missing.append(str(layout.root / "dvc.lock"))
     else:
-        lock_text = yaml.safe_dump(fingerprint.redact(lock, secrets), sort_keys=False)
+        lock_text = yaml.safe_dump(redact.redact(lock, secrets), sort_keys=False)
         record.texts["dvc.lock"] = lock_text
-    md5 = fingerprint.dvc_out_md5(lock, "ingest", "data/normalized")
+    md5 = dvc_out_md5(lock, "ingest", "data/normalized")
     if md5 is not None:
         record.tags["dvc.data_normalized.md5"] = md5
     for split, context in DATASET_CONTEXTS.items():
@@ -202,3 +161,42 @@ def _add_lineage(record: RunRecord, layout: Layout, secrets: list[str]) -> None:
             record.datasets.append(DatasetRecord(split, path, context, md5))
         else:
             record.missing.append(str(path))
+
+
+def read_dvc_lock(root: Path) -> dict[str, Any] | None:
+    """dvc.lock as YAML (rmcore does not import dvc), or None where there is none."""
+    path = root / "dvc.lock"
+    if not path.is_file():
+        return None
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return data if isinstance(data, dict) else None
+
+
+def dvc_out_md5(lock: Mapping[str, Any] | None, stage: str, out_path: str) -> str | None:
+    """The md5 DVC recorded for output `out_path` of `stage` (None if not recorded)."""
+    if lock is None:
+        return None
+    for out in lock.get("stages", {}).get(stage, {}).get("outs", []) or []:
+        if isinstance(out, Mapping) and out.get("path") == out_path:
+            md5 = out.get("md5")
+            return str(md5) if md5 else None
+    return None
+
+
+def git_commit(root: Path) -> tuple[str, bool] | None:
+    """(commit, dirty) of the repository holding `root`, or None outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log.warning("no git commit recorded for %s: %s", root, exc)
+        return None
+    return commit, bool(status.strip())

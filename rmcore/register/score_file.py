@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from rmcore.atomic import write_text
-from rmcore.config import RegisterConfig, load_params
-from rmcore.paths import Layout
+from rmcore.core.atomic import write_text
+from rmcore.core.config import RegisterConfig, load_params
+from rmcore.core.paths import Layout
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ def score_file(
     batch_size: int = 32,
 ) -> dict[str, Any]:
     """Score every row of `input_path`; write JSONL to `output` (stdout when None)."""
-    from rmcore.pyfunc_model import as_prompt
-    from rmcore.registry import score_rows
+    from rmcore.register.pyfunc_model import as_prompt
+    from rmcore.register.registry import score_rows
 
     rows = read_rows(input_path)
     uri = model_uri or f"models:/{cfg.model_name}@{cfg.champion_alias}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,28 +11,9 @@ import torch
 from accelerate import Accelerator
 from transformers import get_scheduler
 
-from rmcore.batching import Batch, BatchLayout, PackedGroups, collate
-from rmcore.config import LossConfig, Params, TrainConfig
-from rmcore.loss import Count, LossOutput, kwise_loss
-
-
-@dataclass
-class Plan:
-    """Step counts of a run."""
-
-    global_batch: int
-    steps_per_epoch: int
-    total_steps: int
-    warmup_steps: int
-
-
-def make_plan(cfg: TrainConfig, n_groups: int, world: int) -> Plan:
-    global_batch = cfg.batch_size * cfg.grad_accum * world
-    per_epoch = max(1, math.ceil(n_groups / global_batch))
-    total = max(1, math.ceil(cfg.epochs * per_epoch))
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
-    return Plan(global_batch, per_epoch, total, round(cfg.warmup_ratio * total))
+from rmcore.core.config import LossConfig, Params, TrainConfig
+from rmcore.model.batches import Batch, BatchLayout, PackedGroups, collate
+from rmcore.train.loss import Count, LossOutput, kwise_loss
 
 
 def make_optimizer(

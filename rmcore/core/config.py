@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from rmcore.data.options import FORMATS, parse_options
+from rmcore.core.formats import FORMATS, parse_options
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -40,7 +40,7 @@ class SourceConfig(_Section):
     format: str = Field(..., description=f"Adapter: one of {', '.join(FORMATS)}.")
     name: str | None = Field(None, description="Source label in reports (default: path or hf).")
     options: dict[str, Any] = Field(
-        default_factory=dict, description="Adapter options (see rmcore/data/options.py)."
+        default_factory=dict, description="Adapter options (see docs/data.md)."
     )
 
     @model_validator(mode="after")
@@ -188,7 +188,7 @@ class TrainConfig(_Section):
     packing: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Padding-free batches: all sequences of a micro-batch in one row, attention "
-        "kept within each (rmcore.packing). auto: on CPU where the backbone allows it.",
+        "kept within each (rmcore.model.packing). auto: on CPU where the backbone allows it.",
     )
     share_prefix: Literal["auto"] | bool = Field(
         "auto",

@@ -1,7 +1,7 @@
 """Typed options of each source format (`data.sources[].options` in params.yaml).
 
 Each format has one options model; an unknown option name or a wrong type fails at params load
-time with the key. This module only depends on pydantic so that `rmcore.config` can use it.
+time with the key. This module only depends on pydantic so that `rmcore.core.config` can use it.
 """
 
 from __future__ import annotations

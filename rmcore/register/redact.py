@@ -5,18 +5,12 @@ Pure helpers shared by evaluation and the registry (which alone talks to MLflow)
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
-import subprocess
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-import yaml
 
 log = logging.getLogger(__name__)
 
@@ -97,67 +91,3 @@ def flatten(value: Any, prefix: str = "") -> dict[str, str]:
     for key, item in items:
         out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
     return out
-
-
-def directory_hash(path: Path) -> str:
-    """sha256 of every file's relative path and bytes under `path` (sorted, stable)."""
-    if not path.is_dir():
-        raise FileNotFoundError(f"model directory not found: {path}; run the train stage first")
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def groups_hash(group_ids: Iterable[str], ranks: Iterable[Iterable[int]]) -> str:
-    """sha256 of the evaluated groups: their ids (hashes of source, prompt, completions) + ranks.
-
-    Independent of the tokenizer, so two models are compared on the same data exactly when
-    this hash matches.
-    """
-    lines = sorted(
-        f"{g}\t{json.dumps([int(r) for r in rs])}" for g, rs in zip(group_ids, ranks, strict=True)
-    )
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def read_dvc_lock(root: Path) -> dict[str, Any] | None:
-    """dvc.lock as YAML (rmcore does not import dvc), or None where there is none."""
-    path = root / "dvc.lock"
-    if not path.is_file():
-        return None
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return data if isinstance(data, dict) else None
-
-
-def dvc_out_md5(lock: Mapping[str, Any] | None, stage: str, out_path: str) -> str | None:
-    """The md5 DVC recorded for output `out_path` of `stage` (None if not recorded)."""
-    if lock is None:
-        return None
-    for out in lock.get("stages", {}).get(stage, {}).get("outs", []) or []:
-        if isinstance(out, Mapping) and out.get("path") == out_path:
-            md5 = out.get("md5")
-            return str(md5) if md5 else None
-    return None
-
-
-def git_commit(root: Path) -> tuple[str, bool] | None:
-    """(commit, dirty) of the repository holding `root`, or None outside git."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as exc:
-        log.warning("no git commit recorded for %s: %s", root, exc)
-        return None
-    return commit, bool(status.strip())

@@ -28,22 +28,19 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 
-from rmcore import atomic
-from rmcore.batching import (
-    Batch,
-    BatchLayout,
-    PackedGroups,
-    plan_epoch,
-    score_groups,
-    step_batches,
-)
-from rmcore.checkpoint import Checkpoints, fingerprint
-from rmcore.config import Params, TrainConfig
-from rmcore.model import build_reward_model, load_reward_model, set_reward_stats
-from rmcore.paths import Layout
-from rmcore.runtime import choose_layout, make_accelerator, progress, unwrapped
-from rmcore.steps import Plan, make_optimizer, make_plan, train_step, validate
-from rmcore.tokenize import load_tokenized, read_meta
+from rmcore.core import atomic
+from rmcore.core.config import Params, TrainConfig
+from rmcore.core.hashing import fingerprint
+from rmcore.core.paths import Layout
+from rmcore.model.batches import Batch, BatchLayout, PackedGroups
+from rmcore.model.layout import choose_layout
+from rmcore.model.reward_model import build_reward_model, load_reward_model, set_reward_stats
+from rmcore.model.scoring import score_groups
+from rmcore.text.tokenize import load_tokenized, read_meta
+from rmcore.train.accelerator import make_accelerator, progress, unwrapped
+from rmcore.train.checkpoint import Checkpoints
+from rmcore.train.plan import Plan, make_plan, plan_epoch, step_batches
+from rmcore.train.steps import make_optimizer, train_step, validate
 
 log = logging.getLogger(__name__)
 

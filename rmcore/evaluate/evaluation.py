@@ -15,10 +15,17 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from rmcore import atomic, fingerprint, plots
-from rmcore.config import EvalConfig, default_length_buckets
-from rmcore.metrics import GroupScores, calibration, core_metrics, evaluation_metrics, ranked_pairs
-from rmcore.paths import Layout
+from rmcore.core import atomic, hashing
+from rmcore.core.config import EvalConfig, default_length_buckets
+from rmcore.core.paths import Layout
+from rmcore.evaluate import plots
+from rmcore.evaluate.metrics import (
+    GroupScores,
+    calibration,
+    core_metrics,
+    evaluation_metrics,
+    ranked_pairs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +52,9 @@ def score_test_split(
     cfg: EvalConfig, layout: Layout, device: str, trust_remote_code: bool = False
 ) -> tuple[GroupScores, str]:
     """Rewards of every completion of the tokenised test split, and the split's hash."""
-    from rmcore.batching import score_groups
-    from rmcore.model import load_reward_model
-    from rmcore.tokenize import load_tokenized
+    from rmcore.model.reward_model import load_reward_model
+    from rmcore.model.scoring import score_groups
+    from rmcore.text.tokenize import load_tokenized
 
     dataset = load_tokenized(layout, SPLIT)
     if len(dataset) == 0:
@@ -66,7 +73,7 @@ def score_test_split(
         prompt_lengths=_list_lengths(table["prompt_ids"]),
         sources=table["source"].to_pylist(),
     )
-    return scores, fingerprint.groups_hash(group_ids, ranks)
+    return scores, hashing.groups_hash(group_ids, ranks)
 
 
 def _json_safe(value: Any) -> Any:
@@ -108,7 +115,7 @@ def length_bucket_edges(cfg: EvalConfig, layout: Layout) -> list[int]:
     tokenised with, so that no bucket lies beyond the longest possible sequence."""
     if cfg.length_buckets is not None:
         return list(cfg.length_buckets)
-    from rmcore.tokenize import read_meta
+    from rmcore.text.tokenize import read_meta
 
     return default_length_buckets(int(read_meta(layout)["max_length"]))
 
@@ -125,7 +132,7 @@ def run_evaluation(
     metrics["identity"] = {
         "split": SPLIT,
         "test_data_hash": data_hash,
-        "model_hash": fingerprint.directory_hash(layout.model_dir),
+        "model_hash": hashing.directory_hash(layout.model_dir),
     }
     metrics = _json_safe(metrics)
     atomic.write_text(layout.eval_metrics, json.dumps(metrics, indent=2) + "\n")
@@ -142,7 +149,7 @@ def run_evaluation(
 def raw_test_groups(layout: Layout) -> tuple[list[dict[str, Any]], str]:
     """The evaluated test groups with their texts (normalised split, in tokenised order),
     and their hash; used to score another model on exactly the same data."""
-    from rmcore.tokenize import load_tokenized
+    from rmcore.text.tokenize import load_tokenized
 
     tokenized = load_tokenized(layout, SPLIT).select_columns(["group_id"])
     ids = [str(g) for g in tokenized["group_id"]]
@@ -157,7 +164,7 @@ def raw_test_groups(layout: Layout) -> tuple[list[dict[str, Any]], str]:
             f"(e.g. {missing[0]}); run the tokenize stage again"
         )
     groups = [rows[g] for g in ids]
-    return groups, fingerprint.groups_hash(ids, [g["ranks"] for g in groups])
+    return groups, hashing.groups_hash(ids, [g["ranks"] for g in groups])
 
 
 def accuracy_on_groups(groups: list[dict[str, Any]], rewards: np.ndarray) -> float:

@@ -9,7 +9,6 @@ checkpoint as the latest; a checkpoint of other params or data (fingerprint) is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,12 +24,6 @@ log = logging.getLogger(__name__)
 
 LATEST = "latest.json"
 STATE_FILE = "trainer_state.json"
-
-
-def fingerprint(*parts: Any) -> str:
-    """Stable hash of JSON-able parts (params sections, data identity, world size)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:

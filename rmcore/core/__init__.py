@@ -1,0 +1,2 @@
+"""The bottom layer: typed params (config, formats), the file layout (paths), atomic writes and
+content hashes. Imports nothing else of rmcore."""
