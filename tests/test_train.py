@@ -229,12 +229,25 @@ def test_interrupted_save_keeps_the_previous_checkpoint(
 
     from rmcore.train.checkpoint import Checkpoints
 
+    class Position:  # what the loop registers: its step, restored by load_state
+        def __init__(self) -> None:
+            self.step = 0
+
+        def state_dict(self) -> dict[str, int]:
+            return {"step": self.step}
+
+        def load_state_dict(self, state: dict[str, int]) -> None:
+            self.step = state["step"]
+
     acc = Accelerator(cpu=True)
     model = torch.nn.Linear(3, 1)
     optimizer = torch.optim.AdamW(model.parameters())
     model, optimizer = acc.prepare(model, optimizer)
+    position = Position()
+    acc.register_for_checkpointing(position)
     ckpts = Checkpoints(tmp_path, "key-a", acc)
-    ckpts.save(5, {"step": 5})
+    position.step = 5
+    ckpts.save(5, None)
     weights = model.weight.detach().clone()
 
     def dies_halfway(directory: str, **kwargs: Any) -> None:
@@ -242,13 +255,15 @@ def test_interrupted_save_keeps_the_previous_checkpoint(
         raise KeyboardInterrupt  # the process ends here, mid-save
 
     monkeypatch.setattr(acc, "save_state", dies_halfway)
+    position.step = 10
     with pytest.raises(KeyboardInterrupt):
-        ckpts.save(10, {"step": 10})
+        ckpts.save(10, None)
     monkeypatch.undo()
     latest = ckpts.latest()
     assert latest is not None and latest.name == "step-000005"
     with torch.no_grad():
         model.weight.add_(1.0)
-    assert ckpts.load(latest)["step"] == 5
+    ckpts.load(latest)
+    assert position.step == 5
     assert torch.equal(model.weight, weights)
     assert Checkpoints(tmp_path, "key-b", acc).latest() is None  # other params: not resumed

@@ -6,10 +6,13 @@ a resume; each group is trained exactly once per epoch (the last step may be sma
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from accelerate import Accelerator
 
 from rmcore.core.config import TrainConfig
 from rmcore.model.batches import Batch, BatchLayout, PackedGroups, collate
@@ -100,3 +103,39 @@ def step_batches(
         batch.counted = len(part) > 0
         batches.append(batch)
     return batches
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item i: this process's collated micro-batches of step `start + i` of an epoch plan."""
+
+    def __init__(
+        self,
+        data: PackedGroups,
+        plan: list[np.ndarray],
+        start: int,
+        acc: Accelerator,
+        cfg: TrainConfig,
+        pad_id: int,
+        layout: BatchLayout,
+    ) -> None:
+        self.data, self.plan, self.start, self.pad_id = data, plan, start, pad_id
+        self.world, self.rank, self.accum = acc.num_processes, acc.process_index, cfg.grad_accum
+        self.layout = layout
+
+    def __len__(self) -> int:
+        return len(self.plan) - self.start
+
+    def __getitem__(self, i: int) -> list[Batch]:
+        groups = self.plan[self.start + i]
+        return step_batches(
+            self.data, groups, self.world, self.rank, self.accum, self.pad_id, self.layout
+        )
+
+
+def data_hash(*packs: PackedGroups) -> str:
+    """Identity of the training data, so a checkpoint of other data is never resumed."""
+    digest = hashlib.sha256()
+    for pack in packs:
+        for array in (pack.prompt_values, pack.comp_values, pack.group_offsets, pack.ranks):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]

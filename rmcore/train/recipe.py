@@ -11,7 +11,6 @@ and a step's loss is that of all its groups together, however they are split (se
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -29,7 +28,7 @@ from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 
 from rmcore.core import atomic
-from rmcore.core.config import Params, TrainConfig
+from rmcore.core.config import Params
 from rmcore.core.hashing import fingerprint
 from rmcore.core.paths import Layout
 from rmcore.model.batches import Batch, BatchLayout, PackedGroups
@@ -39,7 +38,7 @@ from rmcore.model.scoring import score_groups
 from rmcore.text.tokenize import load_tokenized, read_meta
 from rmcore.train.accelerator import make_accelerator, progress, unwrapped
 from rmcore.train.checkpoint import Checkpoints
-from rmcore.train.plan import Plan, make_plan, plan_epoch, step_batches
+from rmcore.train.plan import Plan, StepBatches, data_hash, make_plan, plan_epoch
 from rmcore.train.steps import make_optimizer, train_step, validate
 
 log = logging.getLogger(__name__)
@@ -60,34 +59,14 @@ class TrainState:
     best_dir: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     validations: list[dict[str, float]] = field(default_factory=list)
-    scheduler: dict[str, Any] = field(default_factory=dict)
 
+    # accelerate saves and restores registered objects through these two
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
-class _StepBatches(torch.utils.data.Dataset):
-    """Item i: this process's collated micro-batches of step `start + i` of an epoch plan."""
-
-    def __init__(
-        self,
-        data: PackedGroups,
-        plan: list[np.ndarray],
-        start: int,
-        acc: Accelerator,
-        cfg: TrainConfig,
-        pad_id: int,
-        layout: BatchLayout,
-    ) -> None:
-        self.data, self.plan, self.start, self.pad_id = data, plan, start, pad_id
-        self.world, self.rank, self.accum = acc.num_processes, acc.process_index, cfg.grad_accum
-        self.layout = layout
-
-    def __len__(self) -> int:
-        return len(self.plan) - self.start
-
-    def __getitem__(self, i: int) -> list[Batch]:
-        groups = self.plan[self.start + i]
-        return step_batches(
-            self.data, groups, self.world, self.rank, self.accum, self.pad_id, self.layout
-        )
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
 
 
 def _due(every: int, step: int, epoch_end: bool) -> bool:
@@ -100,15 +79,6 @@ def _check_tokenized(meta: dict[str, Any], params: Params) -> None:
             f"data/tokenized was made with the tokenizer of {meta['model_name']!r} but "
             f"model.name is {params.model.name!r}; run the tokenize stage again"
         )
-
-
-def data_hash(*packs: PackedGroups) -> str:
-    """Identity of the training data, so a checkpoint of other data is never resumed."""
-    digest = hashlib.sha256()
-    for pack in packs:
-        for array in (pack.prompt_values, pack.comp_values, pack.group_offsets, pack.ranks):
-            digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -155,12 +125,12 @@ def _setup(params: Params, layout: Layout) -> Run:
     run = Run(
         params, acc, prepared, optimizer, scheduler, plan, data, val, ckpts, pad_id, batch_layout
     )
+    acc.register_for_checkpointing(scheduler, run.state)
     latest = ckpts.latest()
     if latest is None:
         ckpts.reset()
     else:
-        run.state = TrainState(**ckpts.load(latest))
-        scheduler.load_state_dict(run.state.scheduler)
+        ckpts.load(latest)  # model, optimizer, RNG, scheduler and run.state
     return run
 
 
@@ -188,7 +158,7 @@ def _epoch_loader(run: Run) -> tuple[Iterator[list[Batch]], int]:
     plan = plan_epoch(
         run.data.group_lengths, run.plan.global_batch, cfg.seed, state.epoch, cfg.length_grouping
     )
-    steps = _StepBatches(run.data, plan, state.step_in_epoch, run.acc, cfg, run.pad_id, run.layout)
+    steps = StepBatches(run.data, plan, state.step_in_epoch, run.acc, cfg, run.pad_id, run.layout)
     # Own generator: a DataLoader otherwise draws its base seed from the global RNG, which a
     # resumed run (new loader mid-epoch) would consume differently.
     generator = torch.Generator().manual_seed(cfg.seed + state.epoch)
@@ -235,8 +205,7 @@ def _loop(run: Run) -> None:
         if done or _due(cfg.eval_every, state.step, epoch_end):
             _validate_and_keep(run)
         if not done and _due(cfg.save_every, state.step, epoch_end):
-            state.scheduler = run.scheduler.state_dict()
-            run.ckpts.save(state.step, asdict(state))
+            run.ckpts.save(state.step, keep_best=state.best_dir)
     bar.close()
 
 
@@ -247,7 +216,7 @@ def reward_stats(model_dir: Path, run: Run) -> dict:
         log.warning("validation split is empty; reward stats come from the train split")
     device = run.acc.device
     model = load_reward_model(model_dir, device, run.params.model.trust_remote_code)
-    rewards = np.concatenate(score_groups(model, pack, batch_size=32, device=device))
+    rewards = np.concatenate(score_groups(model, pack, device=device))
     return {
         "mean": float(rewards.mean()),
         "std": float(rewards.std()),
