@@ -138,7 +138,7 @@ def trl_pairs(full: h.Layout, train: datasets.Dataset, model: str) -> datasets.D
 
 def heldout_accuracy(model: RewardModel, heldout: datasets.Dataset, device: str) -> dict:
     start = time.perf_counter()
-    rewards = score_groups(model, heldout, batch_size=32, device=device)
+    rewards = score_groups(model, heldout, device=device)
     seconds = time.perf_counter() - start
     pairs = sum(h.pair_count(r) for r in heldout["ranks"])
     return {

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TypeGuard
 
-from rmcore.core.config import DEFAULT_PARAMS, ConfigError, load_params
+from rmcore.core.config import DEFAULT_PARAMS, SCORE_BATCH_SIZE, ConfigError, load_params
 
 STAGE_NAMES = ("ingest", "tokenize", "train", "evaluate", "register")
 
@@ -81,7 +81,7 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     score.add_argument(
         "--normalize", action="store_true", help="(reward - mean) / std of validation rewards"
     )
-    score.add_argument("--batch-size", type=int, default=32)
+    score.add_argument("--batch-size", type=int, default=SCORE_BATCH_SIZE)
     score.add_argument("--params", type=Path, default=None, help="default: ./params.yaml if any")
     score.add_argument("--root", type=Path, default=Path("."), help="project root")
 

@@ -20,6 +20,9 @@ from rmcore.core.formats import FORMATS, parse_options
 DEFAULT_PARAMS = Path("params.yaml")
 
 
+SCORE_BATCH_SIZE = 32  # groups (or rows) per scoring forward pass, unless configured
+
+
 class ConfigError(ValueError):
     """A params file that cannot be used; the message names the file, key and fix."""
 
@@ -219,7 +222,7 @@ def default_length_buckets(max_length: int) -> list[int]:
 
 
 class EvalConfig(_Section):
-    batch_size: int = Field(32, ge=1, description="Groups per evaluation batch.")
+    batch_size: int = Field(SCORE_BATCH_SIZE, ge=1, description="Groups per evaluation batch.")
     length_buckets: list[int] | None = Field(
         None,
         description="Token-length bucket edges (inclusive, increasing); null: 64, 128, ... up "

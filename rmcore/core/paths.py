@@ -64,8 +64,16 @@ class Layout:
         return self.root / "plots"
 
     @property
-    def eval_scores(self) -> Path:
-        return self.root / "plots" / "eval_pairs.csv"
+    def eval_plots(self) -> Path:
+        return self.plots / "eval"
+
+    @property
+    def eval_calibration(self) -> Path:
+        return self.plots / "eval_calibration.csv"
+
+    @property
+    def eval_length_buckets(self) -> Path:
+        return self.plots / "eval_length_buckets.csv"
 
     # register
     @property

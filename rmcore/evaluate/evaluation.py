@@ -32,18 +32,6 @@ log = logging.getLogger(__name__)
 SPLIT = "test"
 
 
-def eval_plots_dir(layout: Layout) -> Path:
-    return layout.plots / "eval"
-
-
-def calibration_csv(layout: Layout) -> Path:
-    return layout.plots / "eval_calibration.csv"
-
-
-def length_csv(layout: Layout) -> Path:
-    return layout.plots / "eval_length_buckets.csv"
-
-
 def _list_lengths(column: Any) -> np.ndarray:
     return np.asarray(pc.list_value_length(column).to_numpy(zero_copy_only=False), dtype=np.int64)
 
@@ -92,7 +80,7 @@ def write_plots(scores: GroupScores, metrics: dict[str, Any], layout: Layout) ->
     pairs = ranked_pairs(scores)
     margins = scores.rewards[pairs.better] - scores.rewards[pairs.worse]
     table = calibration(margins)
-    out = eval_plots_dir(layout)
+    out = layout.eval_plots
     rows = [
         {"bin_lower": lo, "predicted": p, "observed": o, "count": c}
         for lo, p, o, c in zip(
@@ -105,8 +93,10 @@ def write_plots(scores: GroupScores, metrics: dict[str, Any], layout: Layout) ->
         plots.reward_distribution(scores, out / "reward_distribution.png"),
         plots.accuracy_by_length(buckets, out / "accuracy_by_length.png"),
         plots.calibration_diagram(table, out / "calibration.png"),
-        plots.write_csv(rows, calibration_csv(layout)),
-        plots.write_csv([{"bucket": b, **v} for b, v in buckets.items()], length_csv(layout)),
+        plots.write_csv(rows, layout.eval_calibration),
+        plots.write_csv(
+            [{"bucket": b, **v} for b, v in buckets.items()], layout.eval_length_buckets
+        ),
     ]
 
 

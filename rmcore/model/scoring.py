@@ -13,12 +13,13 @@ import datasets
 import numpy as np
 import torch
 
+from rmcore.core.config import SCORE_BATCH_SIZE
 from rmcore.model.batches import Batch, BatchLayout, PackedGroups, collate
 from rmcore.model.layout import choose_layout
 from rmcore.model.reward_model import RewardModel
 from rmcore.text.tokenize import encode_records
 
-DEFAULT_BATCH_SIZE = 32  # groups (or rows) per scoring forward pass
+DEFAULT_BATCH_SIZE = SCORE_BATCH_SIZE
 
 
 def batch_rewards(model: torch.nn.Module, batch: Batch) -> torch.Tensor:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-DEFAULT_BATCH_SIZE = 32
+from rmcore.core.config import SCORE_BATCH_SIZE
 
 
 def as_prompt(value: Any, row: int) -> list[dict[str, str]]:
@@ -62,7 +62,7 @@ class RewardModelPyfunc(PythonModel):
             raise ValueError(f"input needs the columns prompt and response; missing {missing}")
         prompts = [as_prompt(p, i) for i, p in enumerate(model_input["prompt"])]
         responses = [str(r) for r in model_input["response"]]
-        batch_size = int(params.get("batch_size") or DEFAULT_BATCH_SIZE)
+        batch_size = int(params.get("batch_size") or SCORE_BATCH_SIZE)
         rewards = np.asarray(score_texts(self.model, prompts, responses, batch_size=batch_size))
         if params.get("normalize"):
             rewards = normalize_rewards(rewards, self.model.reward_stats)

@@ -30,7 +30,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from rmcore.core.config import Params, RegisterConfig
+from rmcore.core.config import SCORE_BATCH_SIZE, Params, RegisterConfig
 from rmcore.core.paths import Layout
 from rmcore.register import redact
 from rmcore.register.candidate import (
@@ -125,7 +125,10 @@ def _signature() -> Any:
         inputs=Schema([ColSpec(AnyType(), "prompt"), ColSpec("string", "response")]),
         outputs=Schema([ColSpec("double", "reward")]),
         params=ParamSchema(
-            [ParamSpec("normalize", "boolean", False), ParamSpec("batch_size", "long", 32)]
+            [
+                ParamSpec("normalize", "boolean", False),
+                ParamSpec("batch_size", "long", SCORE_BATCH_SIZE),
+            ]
         ),
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from rmcore.core.atomic import write_text
-from rmcore.core.config import RegisterConfig, load_params
+from rmcore.core.config import SCORE_BATCH_SIZE, RegisterConfig, load_params
 from rmcore.core.paths import Layout
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def score_file(
     cfg: RegisterConfig,
     layout: Layout,
     normalize: bool = False,
-    batch_size: int = 32,
+    batch_size: int = SCORE_BATCH_SIZE,
 ) -> dict[str, Any]:
     """Score every row of `input_path`; write JSONL to `output` (stdout when None)."""
     from rmcore.register.pyfunc_model import as_prompt
