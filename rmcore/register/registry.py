@@ -32,7 +32,7 @@ from mlflow.exceptions import MlflowException
 
 from rmcore.core.config import SCORE_BATCH_SIZE, Params, RegisterConfig
 from rmcore.core.paths import Layout
-from rmcore.register import redact
+from rmcore.register import isolated, redact
 from rmcore.register.candidate import (
     TAG_DATA_HASH,
     TAG_MODEL_HASH,
@@ -314,8 +314,8 @@ def champion_accuracy(
         }
     )
     try:
-        rewards = np.asarray(mlflow.pyfunc.load_model(uri).predict(frame))
-    except Exception as exc:
+        rewards = isolated.predict(uri, frame, client.tracking_uri)
+    except isolated.IsolatedScoringError as exc:
         raise RegistrationError(
             f"the champion {uri} could not be re-scored ({exc}); repair it or remove its "
             f"alias `{cfg.champion_alias}`, then run register again"
@@ -363,16 +363,16 @@ def score_rows(
     batch_size: int,
 ) -> np.ndarray:
     """Rewards of (prompt, response) rows from a registered or logged pyfunc model."""
-    connect(cfg, layout)
+    client = connect(cfg, layout)
     try:
-        model = mlflow.pyfunc.load_model(model_uri)
+        mlflow.models.get_model_info(model_uri)  # resolves the URI; runs none of its code
     except MlflowException as exc:
         raise ValueError(
             f"cannot load {model_uri}: {exc.message}; run the register stage first or pass "
             "--model-uri (and check $MLFLOW_TRACKING_URI / register.tracking_uri)"
         ) from exc
     params = {"normalize": normalize, "batch_size": batch_size}
-    return np.asarray(model.predict(frame, params=params), dtype=np.float64)
+    return isolated.predict(model_uri, frame, client.tracking_uri, params)
 
 
 def register_model(params: Params, layout: Layout) -> dict[str, Any]:
