@@ -92,6 +92,13 @@ class DataConfig(_Section):
     max_chars: int = Field(
         200_000, gt=0, description="Texts longer than this many characters are quarantined."
     )
+    max_quarantined_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Stop the ingest (exit 2) when a source quarantines more than this fraction "
+        "of its records, or keeps none; 1 stops only a source that keeps nothing.",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> DataConfig:

@@ -31,11 +31,13 @@ from rmcore.data.records import (
     category,
     strict_error,
 )
-from rmcore.data.report import Ledger, write_quarantine, write_report
+from rmcore.data.report import Ledger, shortfall, write_quarantine, write_report
 from rmcore.data.schema import SPLITS, RankedGroup
 from rmcore.data.split import assign_split, group_id
 
 log = logging.getLogger(__name__)
+
+SETTINGS = {"tie_policy", "max_chars", "strict", "split", "max_quarantined_fraction"}
 
 
 def _shown(path: Path, pattern: str, root: Path) -> str:
@@ -165,15 +167,22 @@ def run_ingest(config: DataConfig, layout: Layout) -> dict[str, Any]:
             records["quarantined_by_reason"], len(kept), sections[source.label]["pairs_kept"],
             seconds[source.label],
         )  # fmt: skip
-    counts = write_splits(groups, layout)
+    failures = _failures(config, sections, entries)
+    counts = write_splits(groups, layout) if not failures else dict.fromkeys(SPLITS, 0)
     report = {
         "sources": sections,
         "totals": _totals(sections),
         "splits": {s: {"groups": counts[s], "pairs_kept": _split_pairs(groups, s)} for s in SPLITS},
-        "settings": config.model_dump(include={"tie_policy", "max_chars", "strict", "split"}),
+        "settings": config.model_dump(include=SETTINGS),
     }
     write_report(report, layout.ingest_report)
     write_quarantine(entries, layout.quarantine)
+    if failures:
+        raise IngestError(
+            f"{len(failures)} source(s) kept too little (data.max_quarantined_fraction "
+            f"{config.max_quarantined_fraction:g}); no split written; the records are in "
+            f"{layout.quarantine}:\n" + "\n".join(failures)
+        )
     return {
         "totals": report["totals"],
         "splits": report["splits"],
@@ -181,6 +190,17 @@ def run_ingest(config: DataConfig, layout: Layout) -> dict[str, Any]:
         "report": str(layout.ingest_report),
         "quarantine": str(layout.quarantine),
     }
+
+
+def _failures(
+    config: DataConfig, sections: dict[str, dict[str, Any]], entries: list[dict[str, Any]]
+) -> list[str]:
+    """One line per source that kept nothing or quarantined too much."""
+    lines = (
+        shortfall(name, section, entries, config.max_quarantined_fraction)
+        for name, section in sections.items()
+    )
+    return [f"  {line}" for line in lines if line is not None]
 
 
 def _split_pairs(groups: list[RankedGroup], split: str) -> int:

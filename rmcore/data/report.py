@@ -165,6 +165,34 @@ def _histogram(values: Any) -> dict[str, int]:
     return {str(k): counts[k] for k in sorted(counts)}
 
 
+def shortfall(
+    name: str, section: dict[str, Any], entries: list[dict[str, Any]], limit: float
+) -> str | None:
+    """One line saying why a source kept too little, or None when it kept enough.
+
+    A source fails when it keeps no record, or quarantines more than `limit` of what it read:
+    the line gives the top reasons with counts and the first quarantined record with its fix.
+    """
+    records = section["records"]
+    read, kept, quarantined = records["read"], records["kept"], records["quarantined"]
+    if kept > 0 and quarantined <= limit * read:
+        return None
+    why = "kept no record" if kept == 0 else f"quarantined more than {limit:g} of its records"
+    line = f"source `{name}` {why}: kept {kept} of {read}"
+    reasons = Counter(records["quarantined_by_reason"]).most_common(3)
+    if reasons:
+        line += "; top reasons: " + ", ".join(f"{r} {n:,}" for r, n in reasons)
+    first = next((e for e in entries if e["unit"] == "record" and e["source"] == name), None)
+    if first is not None:
+        at = f":{first['line']}" if first["line"] is not None else f" record {first['record']}"
+        field = f" field `{first['field']}`" if first["field"] else ""
+        detail = f" ({first['detail']})" if first["detail"] else ""
+        line += (
+            f"; first: {first['file']}{at}{field}: {first['reason']}{detail}; fix: {first['fix']}"
+        )
+    return line
+
+
 def write_quarantine(entries: list[dict[str, Any]], path: Path) -> None:
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for entry in entries:

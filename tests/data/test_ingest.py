@@ -100,7 +100,11 @@ def test_merged_records_are_counted_one_by_one(tmp_path: Path) -> None:
 
 
 def test_tie_policy_drop_and_quarantine(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "in.jsonl", [{"q": "Hi?", "r": ["a", "b", "c"], "k": [0, 1, 1]}])
+    rows = [
+        {"q": "Hi?", "r": ["a", "b", "c"], "k": [0, 1, 1]},
+        {"q": "Yo?", "r": ["a", "b"], "k": [0, 1]},
+    ]
+    write_jsonl(tmp_path / "in.jsonl", rows)
     options = {"prompt": "q", "responses": "r", "ranks": "k"}
     dropped = ingest(tmp_path, [source("in.jsonl", **options)], tie_policy="drop")
     assert dropped.source()["completions_removed_from_kept_groups"] == {"tie_dropped": 1}

@@ -107,7 +107,8 @@ def _write_corpus(root: Path, names: list[str] | None = None) -> Path:
             write_jsonl(root / path, rows)
         sources.append({"path": path, "format": fmt, "name": name, "options": options})
     params = root / "params.yaml"
-    params.write_text(yaml.safe_dump({"data": {"sources": sources}}), encoding="utf-8")
+    data = {"sources": sources, "max_quarantined_fraction": 1.0}  # the corpus is mostly bad
+    params.write_text(yaml.safe_dump({"data": data}), encoding="utf-8")
     return params
 
 
