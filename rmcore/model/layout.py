@@ -13,7 +13,7 @@ import torch
 
 from rmcore.model.batches import BatchLayout, PackedGroups, collate
 from rmcore.model.packing import PACKED_ATTENTION
-from rmcore.model.reward_model import RewardModel
+from rmcore.model.reward_model import RewardModel, sliding_window
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,14 @@ def choose_layout(
     """
     share = _want_share_prefix(model, share_prefix)
     packed = packing == "on" or (packing == "auto" and device.type == "cpu")
-    if packed and not model.enable_packing():
+    refusal = model.packing_refusal() if packed else None
+    if refusal is not None:
         if packing == "on":
             raise ValueError(
-                f"train.packing on: {type(model.backbone).__name__} cannot score packed rows "
-                "(its attention cannot be replaced); use packing auto or off"
+                f"train.packing on: this model cannot score packed rows: {refusal}; use "
+                "train.packing auto or off"
             )
+        log.info("packed rows off: %s", refusal)
         packed = False
     if share and not packed and model.config._attn_implementation not in _MASKABLE:
         if share_prefix is True:
@@ -71,6 +73,18 @@ def _want_share_prefix(model: RewardModel, requested: bool | str) -> bool:
             f"{model.pooling}); an encoder's prompt tokens would see every completion. "
             "Set train.share_prefix auto or false"
         )
+    window = sliding_window(model.config)
+    if able and window is not None and window < model.tokenize_config.max_length:
+        # A completion sits in a shared row after its siblings: the window would count them.
+        message = (
+            f"train.share_prefix: this model's sliding window ({window} tokens) is shorter "
+            f"than tokenize.max_length ({model.tokenize_config.max_length}), and a window "
+            "over a shared row would count the other completions' tokens"
+        )
+        if requested is True:
+            raise ValueError(message + "; set train.share_prefix auto or false")
+        log.info("%s: prompts are not shared", message)
+        return False
     return able
 
 

@@ -64,7 +64,9 @@ class Segments:
     # sequences of similar length attended together, each chunk only as wide as its longest
     # sequence (see `chunked`); None: one chunk of all N sequences, L wide
     chunks: list[tuple[torch.Tensor, int]] | None = None  # (rows [n_c], width)
-    _cache: dict[bool, list[torch.Tensor]] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[bool, int | None], list[torch.Tensor]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def build(
@@ -158,23 +160,37 @@ class Segments:
             return [self.index]
         return [self.index[rows, :width] for rows, width in self.chunks]
 
-    def attn_mask(self, causal: bool) -> list[torch.Tensor]:
+    def attn_mask(self, causal: bool, window: int | None = None) -> list[torch.Tensor]:
         """Per chunk, the [n, 1, L or 1, L] bool mask for SDPA, built once per batch and
-        reused by every layer."""
+        reused by every layer. `window`: sliding-window attention (a query sees the keys
+        less than `window` positions back), as transformers' `sliding_window_overlay`."""
         if self.causal_only and not causal:
             raise ValueError("a shared prompt is exact for causal attention only")
-        if causal not in self._cache:
+        if window is not None and window >= self.index.shape[1]:
+            window = None  # no sequence is longer than the window: it masks nothing
+        if window is not None and (not causal or self.masks is not None):
+            # a block mask's columns are row offsets, not positions: a window on them is wrong
+            raise ValueError(
+                "packed sliding-window attention is exact for causal sequences without a "
+                "shared-prompt block mask only"
+            )
+        key = (causal, window)
+        if key not in self._cache:
             full = self.index.shape[1]
             chunks = self.chunks or [(torch.arange(len(self.index)), full)]
-            self._cache[causal] = [self._mask(rows, width, causal) for rows, width in chunks]
-        return self._cache[causal]
+            self._cache[key] = [self._mask(rows, width, causal, window) for rows, width in chunks]
+        return self._cache[key]
 
-    def _mask(self, rows: torch.Tensor, width: int, causal: bool) -> torch.Tensor:
+    def _mask(
+        self, rows: torch.Tensor, width: int, causal: bool, window: int | None
+    ) -> torch.Tensor:
         valid = self.valid[rows, :width]
         if self.masks is not None:
             return self.masks[rows, :width, :width][:, None]  # [n, 1, L, L]
         if causal:
             tril = torch.ones(width, width, dtype=torch.bool, device=valid.device).tril()
+            if window is not None:  # a gathered sequence's column t is its position t
+                tril = tril.triu(1 - window)
             return (tril[None] & valid[:, None, :])[:, None]  # [n, 1, L, L]
         return valid[:, None, None, :]  # [n, 1, 1, L]: real keys only
 
@@ -208,9 +224,11 @@ def packed_attention(
         key = key.repeat_interleave(groups, dim=1)
         value = value.repeat_interleave(groups, dim=1)
     causal = bool(is_causal if is_causal is not None else getattr(module, "is_causal", False))
+    window = kwargs.get("sliding_window")  # set by layers with sliding-window attention
+    masks = segments.attn_mask(causal, int(window) if window else None)
     heads, dim = query.shape[1], value.shape[-1]
     outs = []
-    for index, mask in zip(segments.chunk_indices(), segments.attn_mask(causal), strict=True):
+    for index, mask in zip(segments.chunk_indices(), masks, strict=True):
         out = F.scaled_dot_product_attention(
             _gather(query, index),
             _gather(key, index),
@@ -232,13 +250,21 @@ AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
 
 def enable_packed_attention(backbone: PreTrainedModel) -> bool:
     """Switch a backbone to `rmcore_packed`; False where its attention cannot be swapped."""
-    if backbone.config._attn_implementation == PACKED_ATTENTION:
-        return True
-    if not backbone._can_set_attn_implementation():
-        return False
+    return packed_attention_refusal(backbone) is None
+
+
+def packed_attention_refusal(backbone: PreTrainedModel) -> str | None:
+    """Switch a backbone to `rmcore_packed`; where that cannot be done, say why."""
     current = backbone.config._attn_implementation
+    if current == PACKED_ATTENTION:
+        return None
+    name = type(backbone).__name__
+    if not backbone._can_set_attn_implementation():
+        return f"{name}'s attention cannot be replaced (it does not use transformers' interface)"
     if current != "sdpa":  # eager or flash-attention were chosen on purpose: keep them
         log.info("keeping attention %s: packed attention replaces sdpa only", current)
-        return False
+        return f"{name} runs {current} attention, which packed attention does not replace"
     backbone.set_attn_implementation(PACKED_ATTENTION)
-    return bool(backbone.config._attn_implementation == PACKED_ATTENTION)
+    if backbone.config._attn_implementation != PACKED_ATTENTION:
+        return f"{name} did not take the packed attention"
+    return None

@@ -36,7 +36,12 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from rmcore.core.config import ConfigError, ModelConfig, TokenizeConfig
-from rmcore.model.packing import PACKED_ATTENTION, SEGMENTS_KWARG, Segments, enable_packed_attention
+from rmcore.model.packing import (
+    PACKED_ATTENTION,
+    SEGMENTS_KWARG,
+    Segments,
+    packed_attention_refusal,
+)
 from rmcore.text.tokenizer import load_tokenizer, refuse_pickle_weights, resolve_backbone
 
 log = logging.getLogger(__name__)
@@ -92,6 +97,7 @@ class RewardModel(nn.Module):
         hidden = backbone.config.hidden_size
         # Non-native poolings need their own head; the class's head stays unused.
         self.reward_head = None if self.native else nn.Linear(hidden, 1)
+        self.position_offset = _position_offset(backbone)
 
     @property
     def config(self) -> Any:
@@ -126,6 +132,8 @@ class RewardModel(nn.Module):
             extra[SEGMENTS_KWARG] = segments
         if position_ids is None and self.decoder and attention_mask.dim() == 2:
             position_ids = positions_from_mask(attention_mask)
+        elif position_ids is not None and self.position_offset:
+            position_ids = position_ids + self.position_offset
         hidden = self.backbone.base_model(
             input_ids=input_ids,
             attention_mask=self._backbone_mask(attention_mask),
@@ -137,19 +145,37 @@ class RewardModel(nn.Module):
 
     def enable_packing(self) -> bool:
         """Switch the backbone to packed attention where this model can score packed rows."""
-        if self.native and not self.decoder and not self._has_pooler_head():
-            return False
-        score = getattr(self.backbone, "score", None)
-        if self.native and self.decoder and not isinstance(score, nn.Module):
-            return False
-        return enable_packed_attention(self.backbone)
+        return self.packing_refusal() is None
 
-    def _has_pooler_head(self) -> bool:
-        """BERT-style classification: pooler on the first token, dropout, classifier."""
+    def packing_refusal(self) -> str | None:
+        """Why this model cannot score packed rows (None: it can, and now does)."""
+        name = type(self.backbone).__name__
+        if self.native and not self.decoder and self._encoder_head() is None:
+            return (
+                f"{name}'s classification head is neither a BERT pooler nor a head on the "
+                "first token"
+            )
+        if (
+            self.native
+            and self.decoder
+            and not isinstance(getattr(self.backbone, "score", None), nn.Module)
+        ):
+            return f"{name} has no `score` head"
+        return packed_attention_refusal(self.backbone)
+
+    def _encoder_head(self) -> str | None:
+        """The encoder class's head on pooled first tokens: `pooler` (BERT: pooler, dropout,
+        classifier), `first` (RoBERTa, ELECTRA: a classifier that reads token 0 of the
+        sequences it is given), or None (other heads: padded rows only)."""
         pooler = getattr(self.backbone.base_model, "pooler", None)
-        return isinstance(pooler, nn.Module) and isinstance(
-            getattr(self.backbone, "classifier", None), nn.Module
-        )
+        classifier = getattr(self.backbone, "classifier", None)
+        if not isinstance(classifier, nn.Module):
+            return None
+        if isinstance(pooler, nn.Module):
+            return "pooler"
+        if pooler is None and not isinstance(classifier, nn.Linear):
+            return "first"
+        return None
 
     def _backbone_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """Eager attention adds its mask to the scores: make a boolean 4-D mask additive."""
@@ -168,8 +194,10 @@ class RewardModel(nn.Module):
         if self.decoder:
             return self._class_head()(pooled)
         # The encoder class's own head, on pooled first tokens given as [M, 1, H] sequences.
-        pooler = getattr(self.backbone.base_model, "pooler")  # noqa: B009 (a Module)
-        classifier = getattr(self.backbone, "classifier")  # noqa: B009
+        classifier = getattr(self.backbone, "classifier")  # noqa: B009 (a Module)
+        if self._encoder_head() == "first":
+            return classifier(pooled[:, None])  # [M, 1]
+        pooler = getattr(self.backbone.base_model, "pooler")  # noqa: B009
         dropout = getattr(self.backbone, "dropout", None)
         x = pooler(pooled[:, None])  # [M, H]
         return classifier(dropout(x) if isinstance(dropout, nn.Module) else x)
@@ -279,6 +307,26 @@ def build_reward_model(
     return RewardModel(
         backbone, tokenizer, cfg.pooling, tokenize_config, trust_remote_code=cfg.trust_remote_code
     )
+
+
+def _position_offset(backbone: PreTrainedModel) -> int:
+    """Where explicit position ids start: RoBERTa-style embeddings number the real tokens from
+    pad_id + 1 (fairseq's rule) when they make positions themselves, so the position ids of
+    packed rows, counted from 0, are shifted to match."""
+    embeddings = getattr(backbone.base_model, "embeddings", None)
+    padding_idx = getattr(embeddings, "padding_idx", None)
+    if hasattr(embeddings, "create_position_ids_from_input_ids") and padding_idx is not None:
+        return int(padding_idx) + 1
+    return 0
+
+
+def sliding_window(config: Any) -> int | None:
+    """The sliding-window span of a decoder's windowed layers, or None if it has none."""
+    window = getattr(config, "sliding_window", None)
+    types = getattr(config, "layer_types", None)
+    if not window or (types is not None and "sliding_attention" not in types):
+        return None
+    return int(window)
 
 
 def _set_pad_token(backbone: PreTrainedModel, pad_id: int, vocab: int) -> None:
