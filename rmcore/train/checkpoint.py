@@ -22,6 +22,8 @@ from pathlib import Path
 from accelerate import Accelerator
 
 log = logging.getLogger(__name__)
+# accelerate logs a line per file it saves or loads; one line per checkpoint (ours) is enough
+logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)
 
 LATEST = "latest.json"
 
