@@ -7,12 +7,11 @@ outputs, writes its own, and returns a JSON-able summary. DVC runs them through 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from rmcore.core.atomic import write_text
+from rmcore.core.atomic import write_json
 from rmcore.core.config import Params
 from rmcore.core.paths import Layout
 
@@ -46,7 +45,7 @@ def tokenize(params: Params, layout: Layout) -> Summary:
     meta = tok.tokenizer_meta(tokenizer, params.model.name, params.tokenize)
     tok.write_meta(layout, meta)
     report = {**meta, "splits": splits, "totals": tok.totals(splits)}
-    write_text(layout.tokenize_report, json.dumps(report, indent=2) + "\n")
+    write_json(layout.tokenize_report, report)
     return report
 
 
@@ -69,7 +68,7 @@ def register(params: Params, layout: Layout) -> Summary:
     from rmcore.register.registry import register_model
 
     summary = register_model(params, layout)
-    write_text(layout.registration, json.dumps(summary, indent=2) + "\n")
+    write_json(layout.registration, summary)
     return summary
 
 

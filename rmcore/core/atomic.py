@@ -11,11 +11,16 @@ The temporary name is fixed, so the leftover of a killed run is overwritten by t
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
+
+NULL_REASONS = "null_reasons"  # the key listing the values written as null, and why
 
 
 def temp_sibling(path: Path) -> Path:
@@ -88,3 +93,32 @@ def write_text(path: str | Path, text: str) -> Path:
         handle.flush()
         os.fsync(handle.fileno())
     return path
+
+
+def finite(data: Any, where: str = "", reasons: dict[str, str] | None = None) -> Any:
+    """`data` with each NaN or infinite float replaced by None; `reasons` gets the dotted key of
+    each one and what it was ("NaN", "inf", "-inf")."""
+    if isinstance(data, dict):
+        return {k: finite(v, f"{where}{k}.", reasons) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(v, f"{where}{i}.", reasons) for i, v in enumerate(data)]
+    if isinstance(data, float) and not math.isfinite(data):
+        if reasons is not None:
+            reasons[where.rstrip(".")] = "NaN" if math.isnan(data) else repr(data)
+        return None
+    return data
+
+
+def json_text(data: dict[str, Any]) -> str:
+    """Strict JSON (no NaN or Infinity, which JSON parsers reject) of a metrics mapping: each
+    non-finite value is written as null and listed under `null_reasons` with what it was."""
+    reasons: dict[str, str] = {}
+    safe = finite(data, "", reasons)
+    if reasons:
+        safe[NULL_REASONS] = {key: f"was {what}" for key, what in reasons.items()}
+    return json.dumps(safe, indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> Path:
+    """Write a metrics mapping to `path` atomically as strict JSON (see `json_text`)."""
+    return write_text(path, json_text(data))

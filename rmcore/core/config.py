@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from rmcore.core.formats import FORMATS, parse_options
@@ -28,7 +37,26 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or infinity in any float field: `epochs: .inf` would train for ever.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_number_mixup(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's `true` is no number and `1` is no boolean, though pydantic's lax mode takes
+        both (`batch_size: true` would train with batches of 1)."""
+        kinds = _kinds(cls.model_fields[str(info.field_name)].annotation)
+        if isinstance(value, bool) and bool not in kinds and kinds & {int, float}:
+            raise ValueError("expected a number, not true/false")
+        if kinds == {bool} and not isinstance(value, bool):
+            raise ValueError("expected true or false")
+        return value
+
+
+def _kinds(annotation: Any) -> set[Any]:
+    """The types a field accepts, None left out: `int | None` -> {int}."""
+    args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    return {a for a in args or (annotation,) if a is not type(None)}
 
 
 class SourceConfig(_Section):

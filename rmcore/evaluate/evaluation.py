@@ -6,9 +6,7 @@ padding; the metrics are pure functions in `rmcore.metrics`.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -64,17 +62,6 @@ def score_test_split(
     return scores, hashing.groups_hash(group_ids, ranks)
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_plots(scores: GroupScores, metrics: dict[str, Any], layout: Layout) -> list[Path]:
     """PNG images under plots/eval and CSV tables for `dvc plots`."""
     pairs = ranked_pairs(scores)
@@ -124,8 +111,8 @@ def run_evaluation(
         "test_data_hash": data_hash,
         "model_hash": hashing.directory_hash(layout.model_dir),
     }
-    metrics = _json_safe(metrics)
-    atomic.write_text(layout.eval_metrics, json.dumps(metrics, indent=2) + "\n")
+    atomic.write_json(layout.eval_metrics, metrics)  # NaN -> null, listed with the reason
+    metrics = atomic.finite(metrics)
     write_plots(scores, metrics, layout)
     headline = {
         k: metrics[k]

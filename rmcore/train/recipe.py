@@ -11,7 +11,6 @@ and a step's loss is that of all its groups together, however they are split (se
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -38,6 +37,7 @@ from rmcore.model.scoring import score_groups
 from rmcore.text.tokenize import load_tokenized, read_meta
 from rmcore.train.accelerator import make_accelerator, progress, unwrapped
 from rmcore.train.checkpoint import Checkpoints
+from rmcore.train.numerics import check_finite
 from rmcore.train.plan import Plan, StepBatches, data_hash, make_plan, plan_epoch
 from rmcore.train.steps import make_optimizer, train_step, validate
 
@@ -190,6 +190,7 @@ def _loop(run: Run) -> None:
         if loader_epoch != state.epoch:
             (loader, epoch_steps), loader_epoch = _epoch_loader(run), state.epoch
         row = train_step(run.model, run.optimizer, run.scheduler, run.acc, next(loader), run.params)
+        check_finite(row, state.step + 1, plan.total_steps, cfg)  # before anything is saved
         state.train_seconds += time.perf_counter() - start
         state.history.append({"step": state.step + 1, "epoch": state.epoch, **row})
         state.step, state.step_in_epoch = state.step + 1, state.step_in_epoch + 1
@@ -270,7 +271,7 @@ def _write_outputs(run: Run, layout: Layout, wall_start: float, resumed_from: in
             stats = reward_stats(target, run)
             set_reward_stats(target, stats)
         summary = _summary(run, wall_start, resumed_from, stats)
-        atomic.write_text(layout.train_metrics, json.dumps(summary, indent=2) + "\n")
+        atomic.write_json(layout.train_metrics, summary)
         atomic.write_text(layout.train_steps, pd.DataFrame(run.state.history).to_csv(index=False))
     run.acc.wait_for_everyone()
     return summary
