@@ -177,6 +177,26 @@ class TokenizeConfig(_Section):
         return self.max_prompt_length
 
 
+class LoraConfig(_Section):
+    """Low-rank adapters (PEFT LoRA) on the backbone; the score head is trained in full."""
+
+    enabled: bool = Field(False, description="Train LoRA adapters instead of every weight.")
+    rank: int = Field(16, ge=1, description="Rank of each adapter.")
+    alpha: int = Field(32, ge=1, description="Adapter scale: updates are scaled by alpha/rank.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapters' input.")
+    target_modules: Literal["auto"] | list[str] = Field(
+        "auto",
+        description="Module names to adapt; auto: every linear projection of the backbone's "
+        "layers (attention and MLP: q_proj ... down_proj, query_key_value, c_attn, ...).",
+    )
+    save_adapter: bool = Field(
+        False,
+        description="Also write the adapter alone (PEFT format, head included) to "
+        "<model dir>/adapter; the model itself is always saved merged, as a plain "
+        "transformers model.",
+    )
+
+
 class ModelConfig(_Section):
     name: str = Field("minilm-l6", description="Backbone: hub name, local path or minilm-l6.")
     pooling: Literal["auto", "last", "mean", "cls"] = Field(
@@ -192,6 +212,7 @@ class ModelConfig(_Section):
         description="Every dropout probability of the backbone. 0 (default, as TRL does) "
         "turns dropout off, which trains about 20% faster on CPU; null keeps the backbone's.",
     )
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA adapters (PEFT).")
 
 
 class LossConfig(_Section):

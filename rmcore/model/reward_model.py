@@ -36,6 +36,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from rmcore.core.config import ConfigError, ModelConfig, TokenizeConfig
+from rmcore.model.lora import LoraState, apply_lora, merged_state_dict, save_adapter
 from rmcore.model.packing import (
     PACKED_ATTENTION,
     SEGMENTS_KWARG,
@@ -98,6 +99,7 @@ class RewardModel(nn.Module):
         # Non-native poolings need their own head; the class's head stays unused.
         self.reward_head = None if self.native else nn.Linear(hidden, 1)
         self.position_offset = _position_offset(backbone)
+        self.lora: LoraState | None = None  # set by `apply_lora`
 
     @property
     def config(self) -> Any:
@@ -168,7 +170,9 @@ class RewardModel(nn.Module):
         classifier), `first` (RoBERTa, ELECTRA: a classifier that reads token 0 of the
         sequences it is given), or None (other heads: padded rows only)."""
         pooler = getattr(self.backbone.base_model, "pooler", None)
+        # a head trained under LoRA sits in PEFT's wrapper beside its original
         classifier = getattr(self.backbone, "classifier", None)
+        classifier = getattr(classifier, "original_module", classifier)
         if not isinstance(classifier, nn.Module):
             return None
         if isinstance(pooler, nn.Module):
@@ -253,6 +257,10 @@ class RewardModel(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         full = state_dict if state_dict is not None else self.state_dict()
+        if self.lora is not None:
+            if self.lora.save_adapter:
+                save_adapter(directory / "adapter", full, self.lora)
+            full = merged_state_dict(full, self.lora)
         backbone = {k[len("backbone.") :]: v for k, v in full.items() if k.startswith("backbone.")}
         self.backbone.save_pretrained(directory, state_dict=backbone, safe_serialization=True)
         self.tokenizer.save_pretrained(directory)
@@ -304,9 +312,12 @@ def build_reward_model(
         **overrides,
     )
     _set_pad_token(backbone, int(tokenizer.pad_token_id), len(tokenizer))
-    return RewardModel(
+    model = RewardModel(
         backbone, tokenizer, cfg.pooling, tokenize_config, trust_remote_code=cfg.trust_remote_code
     )
+    if cfg.lora.enabled:
+        model.lora = apply_lora(backbone, cfg.lora, cfg.name, train_head=model.native)
+    return model
 
 
 def _position_offset(backbone: PreTrainedModel) -> int:
