@@ -42,6 +42,7 @@ MEANINGS: dict[str, str] = {
     "not_an_object": "a JSON value that is not an object",
     "wrong_field_count": "a CSV row with more or fewer cells than the header",
     "missing_field": "a field the format needs is absent",
+    "null_field": "a field the format needs is null",
     "wrong_type": "e.g. a boolean where a string is needed",
     "invalid_value": "a label, rank or role outside what the options allow",
     "invalid_score": "a NaN or infinite score",

@@ -6,30 +6,85 @@ time with the key. This module only depends on pydantic so that `rmcore.core.con
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Step = str | int | None  # a key, a list index, or None for `[*]` (every item)
+
+_NAME = re.compile(r"[^.\[\]]+")
+_BRACKET = re.compile(r"\[(?:(-?\d+)|(\*)|\"([^\"]*)\")\]")
+
+
+def path_steps(path: str) -> tuple[Step, ...]:
+    """`a.b[0].c`, `a[-1]`, `a[*].text`, `a["x.y"]` -> its steps; ValueError says what is wrong."""
+    result: list[Step] = []
+    pos = 0
+    while pos < len(path):
+        dot = pos > 0 and path[pos] == "."
+        name = _NAME.match(path, pos + 1 if dot else pos)
+        if (dot or pos == 0) and name:
+            result.append(name.group())
+            pos = name.end()
+            continue
+        bracket = _BRACKET.match(path, pos)
+        if bracket is None:
+            raise ValueError(
+                f"`{path}` is not a field path (at character {pos + 1}); write keys as `a.b`, "
+                'list items as `a[0]`, `a[-1]` or `a[*]`, odd keys as `a["x.y"]`'
+            )
+        index, star, key = bracket.groups()
+        result.append(key if key is not None else None if star else int(index))
+        pos = bracket.end()
+    if not result:
+        raise ValueError("an empty field path")
+    return tuple(result)
+
+
+def _path_values(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return list(value)
+    return [v for v in value if isinstance(v, str)]
 
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    PATHS: ClassVar[tuple[str, ...]] = ()  # options whose values are field paths
+
+    @model_validator(mode="after")
+    def _paths_parse(self) -> _Options:
+        for name in self.PATHS:
+            for path in _path_values(getattr(self, name)):
+                try:
+                    path_steps(path)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        return self
+
 
 class HHRLHFOptions(_Options):
     """Anthropic hh-rlhf: two whole transcripts that share every turn but the last reply."""
 
-    chosen: str = Field("chosen", description="Field with the preferred transcript.")
-    rejected: str = Field("rejected", description="Field with the other transcript.")
+    PATHS = ("chosen", "rejected")
+    chosen: str = Field("chosen", description="Path of the preferred transcript.")
+    rejected: str = Field("rejected", description="Path of the other transcript.")
 
 
 class PreferenceOptions(_Options):
     """TRL preference rows: explicit or implicit prompt, strings or lists of messages."""
 
+    PATHS = ("prompt", "chosen", "rejected")
     prompt: str = Field(
-        "prompt", description="Prompt field; absent in a row = implicit prompt (shared prefix)."
+        "prompt", description="Path of the prompt; absent in a row = implicit (shared prefix)."
     )
-    chosen: str = Field("chosen", description="Field with the preferred completion.")
-    rejected: str = Field("rejected", description="Field with the other completion.")
+    chosen: str = Field("chosen", description="Path of the preferred completion.")
+    rejected: str = Field("rejected", description="Path of the other completion.")
 
 
 class OasstOptions(_Options):
@@ -43,6 +98,7 @@ class OasstOptions(_Options):
 class MappingOptions(_Options):
     """Generic column mapping: name the fields; no code needed."""
 
+    PATHS = ("prompt", "messages", "responses", "label", "ranks", "scores")
     prompt: str | list[str] | None = Field(
         None, description="Prompt field, or several fields joined (empty ones skipped)."
     )

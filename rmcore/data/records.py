@@ -23,6 +23,7 @@ REASONS: dict[str, tuple[Category, str]] = {
     "not_an_object": ("malformed", "each record must be a JSON object / table row"),
     "wrong_field_count": ("malformed", "the CSV row has more or fewer cells than the header"),
     "missing_field": ("malformed", "add the field, or point the source options at its name"),
+    "null_field": ("malformed", "give the field a value, or point the source options elsewhere"),
     "wrong_type": ("malformed", "give the field the expected type"),
     "invalid_value": ("malformed", "use one of the values the source options allow"),
     "invalid_score": ("malformed", "scores must be finite numbers (no NaN or infinity)"),

@@ -205,7 +205,7 @@ def test_mapping_scores_lower_is_better_and_rank_fields() -> None:
         ({"q": "?", "r": ["x", 3], "k": [0, 1]}, "wrong_type", "r[1]"),
         ({"q": "?", "r": ["x", "y"], "k": [0, -1]}, "invalid_value", "k[1]"),
         ({"q": "?", "r": ["x", "y"], "k": [0, 1.5]}, "invalid_value", "k[1]"),
-        ({"q": None, "r": ["x", "y"], "k": [0, 1]}, "wrong_type", "q"),
+        ({"q": None, "r": ["x", "y"], "k": [0, 1]}, "null_field", "q"),
     ],
 )
 def test_mapping_record_errors_name_the_field(row: dict, reason: str, field: str) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rmcore.data import paths
+from rmcore.data.paths import type_name
 from rmcore.data.records import Candidate, RecordError
 
 Record = Mapping[str, Any]
@@ -38,34 +40,52 @@ class Adapter:
 
 
 def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
+    return type_name(value)
 
 
 def get(record: Record, field: str) -> Any:
-    """A field by name; `a.b` reaches into nested objects. Missing -> missing_field."""
-    value: Any = record
-    for part in field.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            raise RecordError("missing_field", field, "the record has no such field")
-        value = value[part]
-    return value
+    """The value at a field path (`a.b`, `a[0]`, `a[*].text`); see `rmcore.data.paths`."""
+    return paths.get(record, field)
 
 
 def text(record: Record, field: str, *, optional: bool = False) -> str:
-    """A string field (null or absent is "" when optional)."""
+    """A string at a field path (null or absent is "" when optional)."""
     try:
         value = get(record, field)
-    except RecordError:
-        if optional:
+    except RecordError as exc:
+        if optional and exc.rejection.reason in ("missing_field", "null_field"):
             return ""
         raise
-    if value is None and optional:
-        return ""
+    if value is None:
+        if optional:
+            return ""
+        raise RecordError("null_field", field, f"`{field}` is null; expected a string")
     if not isinstance(value, str):
         raise RecordError(
-            "wrong_type", field, f"expected a string, got {_type_name(value)} ({value!r:.60})"
+            "wrong_type",
+            field,
+            f"`{field}` is {type_name(value)} ({value!r:.60}), expected a string",
         )
     return value
+
+
+def required(record: Record, field: str) -> Any:
+    """The value at a field path, which must be present and not null."""
+    value = get(record, field)
+    if value is None:
+        raise RecordError("null_field", field, f"`{field}` is null")
+    return value
+
+
+def values_of(record: Record, spec: str | Sequence[str]) -> tuple[list[Any], list[str]]:
+    """Values of one list field (`r`, `r[*].text`) or of several fields, with their paths."""
+    if not isinstance(spec, str):
+        return [get(record, field) for field in spec], list(spec)
+    if None in paths.steps(spec):
+        found = paths.get_all(record, spec)
+        return [value for _, value in found], [where for where, _ in found]
+    values = as_list(required(record, spec), spec)
+    return values, [f"{spec}[{i}]" for i in range(len(values))]
 
 
 def as_list(value: Any, field: str) -> list[Any]:
@@ -147,13 +167,13 @@ def ranks_from_scores(scores: Sequence[float], higher_is_better: bool = True) ->
 
 
 def columns_of(*fields: str | Sequence[str] | None) -> list[str]:
-    """Top-level column names used by the given field names (for table header checks)."""
+    """Top-level column names used by the given field paths (for table header checks)."""
     names: list[str] = []
     for item in fields:
         if item is None:
             continue
         for name in [item] if isinstance(item, str) else item:
-            top = name.split(".")[0]
-            if top not in names:
+            top = paths.column(name)
+            if top is not None and top not in names:
                 names.append(top)
     return names

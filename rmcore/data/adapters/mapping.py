@@ -19,7 +19,6 @@ from rmcore.core.formats import MappingOptions
 from rmcore.data.adapters.common import (
     Adapter,
     Record,
-    as_list,
     columns_of,
     dense_ranks,
     get,
@@ -27,10 +26,11 @@ from rmcore.data.adapters.common import (
     messages,
     number,
     ranks_from_scores,
-    strings,
     text,
     user_prompt,
+    values_of,
 )
+from rmcore.data.paths import type_name
 from rmcore.data.records import Candidate, RecordError
 
 OUTCOME_RANKS = {"first": [0, 1], "second": [1, 0], "tie": [0, 0]}
@@ -50,18 +50,17 @@ def _prompt(record: Record, o: MappingOptions) -> list[dict[str, str]]:
     return user_prompt(o.prompt_join.join(p for p in parts if p.strip()))
 
 
-def _list_or_fields(record: Record, spec: str | list[str]) -> tuple[list[Any], list[str]]:
-    """Values of one list field, or of one field per response; with each value's field name."""
-    if isinstance(spec, str):
-        values = as_list(get(record, spec), spec)
-        return values, [f"{spec}[{i}]" for i in range(len(values))]
-    return [get(record, field) for field in spec], list(spec)
-
-
 def _responses(record: Record, o: MappingOptions) -> list[str]:
-    if isinstance(o.responses, str):
-        return strings(get(record, o.responses), o.responses)
-    return [text(record, field) for field in o.responses]
+    values, names = values_of(record, o.responses)
+    return [_response_text(value, name) for value, name in zip(values, names, strict=True)]
+
+
+def _response_text(value: Any, name: str) -> str:
+    if value is None:
+        raise RecordError("null_field", name, f"`{name}` is null; expected a string")
+    if not isinstance(value, str):
+        raise RecordError("wrong_type", name, f"`{name}` is {type_name(value)}, expected a string")
+    return value
 
 
 def _label_key(value: Any) -> str:
@@ -117,7 +116,7 @@ def _ranks(
         return list(OUTCOME_RANKS[_vote(record, o, notes)]), None
     spec = o.ranks if o.ranks is not None else o.scores
     assert spec is not None
-    values, names = _list_or_fields(record, spec)
+    values, names = values_of(record, spec)
     if len(values) != k:
         raise RecordError(
             "invalid_value",

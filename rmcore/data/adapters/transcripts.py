@@ -6,7 +6,17 @@ import re
 from typing import Any
 
 from rmcore.core.formats import HHRLHFOptions, PreferenceOptions
-from rmcore.data.adapters.common import Adapter, Record, columns_of, messages, text, user_prompt
+from rmcore.data.adapters.common import (
+    Adapter,
+    Record,
+    columns_of,
+    get,
+    messages,
+    required,
+    text,
+    user_prompt,
+)
+from rmcore.data.paths import has
 from rmcore.data.records import Candidate, RecordError
 
 # A turn starts with "Human:" or "Assistant:" at the start of the text or after a blank line.
@@ -78,14 +88,10 @@ def _string_prefix(chosen: str, rejected: str) -> int:
 
 def convert_preference(record: Record, options: PreferenceOptions) -> list[Candidate]:
     """Explicit (prompt + chosen + rejected) or implicit (shared prefix) rows, as TRL reads."""
-    chosen_raw = record.get(options.chosen)
-    rejected_raw = record.get(options.rejected)
-    if chosen_raw is None:
-        raise RecordError("missing_field", options.chosen, "the record has no such field")
-    if rejected_raw is None:
-        raise RecordError("missing_field", options.rejected, "the record has no such field")
-    if record.get(options.prompt) is not None:
-        prompt_raw = record[options.prompt]
+    chosen_raw = required(record, options.chosen)
+    rejected_raw = required(record, options.rejected)
+    if has(record, options.prompt):
+        prompt_raw = get(record, options.prompt)
         prompt = (
             user_prompt(prompt_raw)
             if isinstance(prompt_raw, str)
