@@ -48,6 +48,8 @@ MEANINGS: dict[str, str] = {
     "invalid_score": "a NaN or infinite score",
     "bad_transcript": "an hh-rlhf text without `Human:`/`Assistant:` turns ending in a reply",
     "prompt_mismatch": "chosen and rejected transcripts differ before the final replies",
+    "histories_differ": "conversation replies whose earlier assistant turns differ (multi-turn "
+    "battles)",
     "adapter_error": "a record shaped unlike its format",
     "empty_prompt": "no prompt text",
     "empty_completion": "completions removed for being empty left k < 2",

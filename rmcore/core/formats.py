@@ -68,6 +68,34 @@ class _Options(BaseModel):
         return self
 
 
+Role = Literal["user", "assistant", "system"]
+
+
+class _MessageOptions(_Options):
+    """Where messages keep their role and content, and what their role names mean."""
+
+    role_key: str = Field(
+        "role", description="Key of a message's role (ShareGPT: `from`); a path in the message."
+    )
+    content_key: str = Field(
+        "content", description="Key of a message's content (ShareGPT: `value`)."
+    )
+    roles: dict[str, Role] = Field(
+        default_factory=dict,
+        description="More role names (any case), e.g. {customer: user, agent: assistant}; "
+        "human, prompter, gpt, bot, model, user, assistant and system are known already.",
+    )
+
+    @model_validator(mode="after")
+    def _keys_parse(self) -> _MessageOptions:
+        for name in ("role_key", "content_key"):
+            try:
+                path_steps(getattr(self, name))
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return self
+
+
 class HHRLHFOptions(_Options):
     """Anthropic hh-rlhf: two whole transcripts that share every turn but the last reply."""
 
@@ -76,7 +104,7 @@ class HHRLHFOptions(_Options):
     rejected: str = Field("rejected", description="Path of the other transcript.")
 
 
-class PreferenceOptions(_Options):
+class PreferenceOptions(_MessageOptions):
     """TRL preference rows: explicit or implicit prompt, strings or lists of messages."""
 
     PATHS = ("prompt", "chosen", "rejected")
@@ -95,19 +123,26 @@ class OasstOptions(_Options):
     )
 
 
-class MappingOptions(_Options):
+class MappingOptions(_MessageOptions):
     """Generic column mapping: name the fields; no code needed."""
 
-    PATHS = ("prompt", "messages", "responses", "label", "ranks", "scores")
+    PATHS = ("prompt", "messages", "responses", "turn", "label", "ranks", "scores")
     prompt: str | list[str] | None = Field(
-        None, description="Prompt field, or several fields joined (empty ones skipped)."
+        None,
+        description="Prompt field, or several fields joined (empty ones skipped); neither this "
+        "nor `messages`: the history the conversation responses share.",
     )
-    messages: str | None = Field(
-        None, description="Field with the prompt as a list of {role, content} messages."
-    )
+    messages: str | None = Field(None, description="Field with the prompt as a list of messages.")
     prompt_join: str = Field("\n\n", description="Separator between several prompt fields.")
     responses: str | list[str] = Field(
-        ..., description="One field holding a list of responses, or >= 2 response fields."
+        ...,
+        description="One field holding a list of responses (`r`, `r[*].text`), or >= 2 fields. "
+        "A response is text, a message, or a conversation (its earlier messages are the prompt).",
+    )
+    turn: str | None = Field(
+        None,
+        description="Field with the judged turn (1-based) of conversation responses: each is cut "
+        "after that assistant message (MT-Bench `turn`).",
     )
     label: str | list[str] | None = Field(
         None, description="Label field for two responses; several fields = votes (majority)."
@@ -133,8 +168,8 @@ class MappingOptions(_Options):
 
     @model_validator(mode="after")
     def _one_of_each(self) -> MappingOptions:
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError("give exactly one of `prompt` (field names) or `messages`")
+        if self.prompt is not None and self.messages is not None:
+            raise ValueError("give one of `prompt` (text fields) or `messages`, not both")
         given = [k for k in ("label", "ranks", "scores") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of `label`, `ranks` or `scores`")

@@ -32,6 +32,11 @@ REASONS: dict[str, tuple[Category, str]] = {
         "transcripts need `Human:`/`Assistant:` turns, ending in a reply",
     ),
     "prompt_mismatch": ("malformed", "chosen and rejected must share every turn but the last"),
+    "histories_differ": (
+        "filtered",
+        "each reply continues its own earlier answers, so no prompt is shared; judge the first "
+        "turn (options.turn) or keep single-turn records",
+    ),
     "empty_prompt": ("filtered", "give the record a non-empty prompt"),
     "empty_completion": ("filtered", "completions must contain text; remove empty ones"),
     "duplicate_completion": ("filtered", "the completions are identical; nothing to compare"),

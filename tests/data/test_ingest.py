@@ -138,7 +138,7 @@ def test_wrong_option_name_fails_at_load_with_the_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"responses": "r", "ranks": "k"}, "exactly one of `prompt`"),
+        ({"prompt": "q", "messages": "m", "responses": "r", "ranks": "k"}, "not both"),
         ({"prompt": "q", "responses": "r"}, "exactly one of `label`, `ranks` or `scores`"),
         (
             {"prompt": "q", "responses": ["a", "b", "c"], "label": "l"},

@@ -135,23 +135,6 @@ def integer(value: Any, field: str) -> int:
     return int(result)
 
 
-def messages(value: Any, field: str) -> list[dict[str, str]]:
-    """A list of {role, content} messages with known roles (human/prompter -> user, ...)."""
-    result = []
-    for i, item in enumerate(as_list(value, field)):
-        where = f"{field}[{i}]"
-        if not isinstance(item, Mapping):
-            raise RecordError(
-                "wrong_type", where, f"expected a message object, got {_type_name(item)}"
-            )
-        role = text(item, "role")
-        content = text(item, "content")
-        if role.lower() not in ROLES:
-            raise RecordError("invalid_value", f"{where}.role", f"unknown role {role!r}")
-        result.append({"role": ROLES[role.lower()], "content": content})
-    return result
-
-
 def user_prompt(content: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": content}]
 

@@ -23,44 +23,15 @@ from rmcore.data.adapters.common import (
     dense_ranks,
     get,
     integer,
-    messages,
     number,
     ranks_from_scores,
-    text,
-    user_prompt,
     values_of,
 )
-from rmcore.data.paths import type_name
+from rmcore.data.adapters.messages import MessageKeys
+from rmcore.data.adapters.prompts import prompt_of, replies_of, the_prompt
 from rmcore.data.records import Candidate, RecordError
 
 OUTCOME_RANKS = {"first": [0, 1], "second": [1, 0], "tie": [0, 0]}
-
-
-def _prompt(record: Record, o: MappingOptions) -> list[dict[str, str]]:
-    if o.messages is not None:
-        return messages(get(record, o.messages), o.messages)
-    assert o.prompt is not None  # the options model requires prompt or messages
-    fields = [o.prompt] if isinstance(o.prompt, str) else o.prompt
-    parts = []
-    for field in fields:
-        value = get(record, field)
-        if value is None and len(fields) > 1:
-            continue  # an absent part of a composed prompt, e.g. an empty `input`
-        parts.append(text(record, field))
-    return user_prompt(o.prompt_join.join(p for p in parts if p.strip()))
-
-
-def _responses(record: Record, o: MappingOptions) -> list[str]:
-    values, names = values_of(record, o.responses)
-    return [_response_text(value, name) for value, name in zip(values, names, strict=True)]
-
-
-def _response_text(value: Any, name: str) -> str:
-    if value is None:
-        raise RecordError("null_field", name, f"`{name}` is null; expected a string")
-    if not isinstance(value, str):
-        raise RecordError("wrong_type", name, f"`{name}` is {type_name(value)}, expected a string")
-    return value
 
 
 def _label_key(value: Any) -> str:
@@ -134,15 +105,17 @@ def _ranks(
 
 
 def convert_mapping(record: Record, options: MappingOptions) -> list[Candidate]:
-    prompt = _prompt(record, options)
-    completions = _responses(record, options)
+    keys = MessageKeys.of(options)
+    given = prompt_of(record, options, keys)
+    completions, shared = replies_of(record, options.responses, keys, options.turn)
+    prompt = the_prompt(given, shared)
     notes: Counter[str] = Counter()
     ranks, scores = _ranks(record, options, len(completions), notes)
     return [Candidate(prompt, completions, ranks, scores, notes=notes)]
 
 
 def _columns(o: MappingOptions) -> list[str]:
-    return columns_of(o.prompt, o.messages, o.responses, o.label, o.ranks, o.scores)
+    return columns_of(o.prompt, o.messages, o.responses, o.turn, o.label, o.ranks, o.scores)
 
 
 MAPPING = Adapter(convert=convert_mapping, columns=_columns, merges=lambda o: o.merge_pairs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from rmcore.core.formats import HHRLHFOptions, PreferenceOptions
 from rmcore.data.adapters.common import (
@@ -11,11 +10,11 @@ from rmcore.data.adapters.common import (
     Record,
     columns_of,
     get,
-    messages,
     required,
     text,
     user_prompt,
 )
+from rmcore.data.adapters.messages import MessageKeys, prompt_messages, reply, shared_history
 from rmcore.data.paths import has
 from rmcore.data.records import Candidate, RecordError
 
@@ -66,16 +65,6 @@ def convert_hh_rlhf(record: Record, options: HHRLHFOptions) -> list[Candidate]:
     return [Candidate(prompt, [chosen[-1]["content"], rejected[-1]["content"]], [0, 1])]
 
 
-def _completion(value: Any, field: str) -> str:
-    """A completion given as a string or as a list of assistant messages."""
-    if isinstance(value, str):
-        return value
-    turns = messages(value, field)
-    if len(turns) != 1 or turns[0]["role"] != "assistant":
-        raise RecordError("invalid_value", field, "expected exactly one assistant message")
-    return turns[0]["content"]
-
-
 def _string_prefix(chosen: str, rejected: str) -> int:
     """Length of the shared prefix, backed up to a word boundary (as TRL's extract_prompt)."""
     end = 0
@@ -87,31 +76,29 @@ def _string_prefix(chosen: str, rejected: str) -> int:
 
 
 def convert_preference(record: Record, options: PreferenceOptions) -> list[Candidate]:
-    """Explicit (prompt + chosen + rejected) or implicit (shared prefix) rows, as TRL reads."""
-    chosen_raw = required(record, options.chosen)
-    rejected_raw = required(record, options.rejected)
-    if has(record, options.prompt):
-        prompt_raw = get(record, options.prompt)
-        prompt = (
-            user_prompt(prompt_raw)
-            if isinstance(prompt_raw, str)
-            else messages(prompt_raw, options.prompt)
+    """Explicit (prompt + chosen + rejected) or implicit (shared prefix) rows, as TRL reads.
+
+    chosen and rejected are strings, message objects or conversations (whose last message is
+    the reply and whose earlier messages must be the same in both)."""
+    keys = MessageKeys.of(options)
+    fields = (options.chosen, options.rejected)
+    raw = [required(record, field) for field in fields]
+    replies = [reply(value, field, keys) for value, field in zip(raw, fields, strict=True)]
+    completions = [text for _, text in replies]
+    histories = [history for history, _ in replies]
+    if all(h is not None for h in histories):
+        prompt = shared_history([h or [] for h in histories], fields)
+    elif any(h is not None for h in histories):
+        raise RecordError(
+            "wrong_type", options.rejected, "chosen and rejected must both be text or messages"
         )
-        completions = [
-            _completion(chosen_raw, options.chosen),
-            _completion(rejected_raw, options.rejected),
-        ]
-        return [Candidate(prompt, completions, [0, 1])]
-    if isinstance(chosen_raw, str) and isinstance(rejected_raw, str):
-        cut = _string_prefix(chosen_raw, rejected_raw)
-        pair = [chosen_raw[cut:], rejected_raw[cut:]]
-        return [Candidate(user_prompt(chosen_raw[:cut]), pair, [0, 1])]
-    chosen = messages(chosen_raw, options.chosen)
-    rejected = messages(rejected_raw, options.rejected)
-    if not chosen or not rejected:
-        raise RecordError("empty_completion", options.chosen, "an empty conversation")
-    prompt = _shared_prompt(chosen, rejected, (options.chosen, options.rejected))
-    return [Candidate(prompt, [chosen[-1]["content"], rejected[-1]["content"]], [0, 1])]
+    if has(record, options.prompt):
+        prompt = prompt_messages(get(record, options.prompt), options.prompt, keys)
+    elif histories[0] is None:
+        cut = _string_prefix(completions[0], completions[1])
+        prompt = user_prompt(completions[0][:cut])
+        completions = [c[cut:] for c in completions]
+    return [Candidate(prompt, completions, [0, 1])]
 
 
 HH_RLHF = Adapter(
