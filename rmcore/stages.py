@@ -13,6 +13,7 @@ from typing import Any
 
 from rmcore.core.atomic import write_json
 from rmcore.core.config import Params
+from rmcore.core.integrity import check_model_files
 from rmcore.core.paths import Layout
 
 Summary = dict[str, Any]
@@ -60,6 +61,7 @@ def evaluate(params: Params, layout: Layout) -> Summary:
     """Score the held-out test split; write metrics/eval.json and plots."""
     from rmcore.evaluate.evaluation import run_evaluation
 
+    check_model_files(layout.model_dir, "models/reward_model", "train")
     return run_evaluation(params.eval, layout, params.model.trust_remote_code)
 
 
@@ -67,6 +69,7 @@ def register(params: Params, layout: Layout) -> Summary:
     """Log the run to MLflow, register the model, move the champion alias if it wins."""
     from rmcore.register.registry import register_model
 
+    check_model_files(layout.model_dir, "models/reward_model", "train")
     summary = register_model(params, layout)
     write_json(layout.registration, summary)
     return summary

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -52,8 +53,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary sibling of `path` to write one file or directory into.
 
     When the block ends normally it replaces `path`; when it raises, it is removed and `path`
-    is left as it was. An OSError without a file name (a failed `write()`) gets `path`, so
-    disk-full and permission errors name the output they hit.
+    is left as it was. An OSError without a file name (a failed `write()`), or one a library
+    reported in words, gets `path` (`io_error`), so disk-full and permission errors name the
+    output they hit.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,14 +64,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         _swap(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         _remove_quietly(tmp)
+        named = io_error(exc, path)
+        if named is not None and named is not exc:
+            raise named from exc
+        raise
+
+
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust libraries (safetensors) report errno
+
+
+def io_error(exc: BaseException, path: str | Path) -> OSError | None:
+    """`exc` as an OSError that names a path: itself when it names one; a copy naming `path`
+    when it has an errno but no file name (a failed `write()`), or when a library reported
+    an OS error in words (safetensors: "I/O error: No space left on device (os error 28)");
+    None when it is no OS error."""
+    if isinstance(exc, OSError):
         if exc.filename is None and exc.errno is not None:
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-        raise
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+            return OSError(exc.errno, exc.strerror or str(exc), str(path))
+        return exc
+    match = _OS_ERROR.search(str(exc)) if isinstance(exc, Exception) else None
+    if match is None:
+        return None
+    code = int(match.group(1))
+    return OSError(code, os.strerror(code), str(path))
 
 
 def _remove_quietly(path: Path) -> None:

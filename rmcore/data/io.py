@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rmcore.core.atomic import atomic_path
+from rmcore.core.integrity import FILESYSTEM_ERRNOS, damaged
 from rmcore.core.paths import Layout
 from rmcore.data.records import IngestError
 from rmcore.data.schema import GROUP_SCHEMA, SPLITS, RankedGroup
@@ -37,4 +38,9 @@ def read_split(layout: Layout, split: str) -> pa.Table:
     path = layout.split_file(split)
     if not path.exists():
         raise IngestError(f"{path} does not exist; run the ingest stage first (dvc repro ingest)")
-    return pq.read_table(path, schema=GROUP_SCHEMA)
+    try:
+        return pq.read_table(path, schema=GROUP_SCHEMA)
+    except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno in FILESYSTEM_ERRNOS:
+            raise  # the file system refused (exit status 3), not a damaged file
+        raise damaged(path, exc, "data/normalized", "ingest") from exc

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from rmcore.core import atomic, hashing
 from rmcore.core.config import EvalConfig, default_length_buckets
+from rmcore.core.integrity import empty_split
 from rmcore.core.paths import Layout
 from rmcore.evaluate import plots
 from rmcore.evaluate.metrics import (
@@ -44,7 +45,7 @@ def score_test_split(
 
     dataset = load_tokenized(layout, SPLIT)
     if len(dataset) == 0:
-        raise ValueError(f"{layout.tokenized / SPLIT} has no groups; nothing to evaluate")
+        raise empty_split(layout.tokenized / SPLIT, SPLIT, layout.ingest_report)
     model = load_reward_model(layout.model_dir, device, trust_remote_code)
     rewards = score_groups(model, dataset, cfg.batch_size, device)  # G arrays of [k]
     table = dataset.with_format("arrow")[:]

@@ -41,6 +41,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rmcore.core.atomic import atomic_path, write_text
 from rmcore.core.config import ConfigError, TokenizeConfig
+from rmcore.core.integrity import FILESYSTEM_ERRNOS, damaged, restore_hint
 from rmcore.core.paths import Layout
 from rmcore.text.tokenizer import end_token_id, start_token_ids
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 Message = dict[str, str]
 PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 META_FILE = "meta.json"
+META_KEYS = ("model_name", "max_length")  # what the later stages read from it
 FEATURES = datasets.Features(
     {
         "group_id": datasets.Value("string"),
@@ -353,15 +355,31 @@ def write_meta(layout: Layout, meta: dict[str, Any]) -> None:
 
 
 def read_meta(layout: Layout) -> dict[str, Any]:
+    """What the tokenize stage recorded about its tokenizer (data/tokenized/meta.json)."""
     path = layout.tokenized / META_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; run the tokenize stage first")
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+        raise ConfigError(f"{path} not found; {restore_hint('data/tokenized', 'tokenize')}")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise damaged(path, f"not JSON: {exc}", "data/tokenized", "tokenize") from exc
+    missing = [key for key in META_KEYS if not isinstance(meta, dict) or key not in meta]
+    if missing:
+        why = f"no {', '.join(missing)}"
+        raise damaged(path, why, "data/tokenized", "tokenize")
+    return dict(meta)
 
 
 def load_tokenized(layout: Layout, split: str) -> datasets.Dataset:
     """The tokenised split written by the tokenize stage (one row per group)."""
     path = layout.tokenized / split
     if not path.is_dir():
-        raise FileNotFoundError(f"{path} not found; run the tokenize stage first")
-    return datasets.Dataset.load_from_disk(str(path))
+        raise ConfigError(f"{path} not found; {restore_hint('data/tokenized', 'tokenize')}")
+    try:
+        return datasets.Dataset.load_from_disk(str(path))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno in FILESYSTEM_ERRNOS:
+            raise  # the file system refused (exit status 3), not a damaged file
+        arrows = sorted(path.glob("*.arrow"))
+        where = arrows[0] if len(arrows) == 1 else path
+        raise damaged(where, exc, "data/tokenized", "tokenize") from exc

@@ -16,10 +16,13 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from accelerate import Accelerator
+
+from rmcore.core.atomic import io_error
 
 log = logging.getLogger(__name__)
 # accelerate logs a line per file it saves or loads; one line per checkpoint (ours) is enough
@@ -35,6 +38,20 @@ def _write_json_atomic(path: Path, data: dict[str, object]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+@contextmanager
+def _removed_on_failure(tmp: Path, final: Path) -> Iterator[None]:
+    """When the block fails (a full disk), remove `tmp`, so no half checkpoint stays behind,
+    and let an OS error name `final`, so the CLI reports it in one line (exit status 3)."""
+    try:
+        yield
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        named = io_error(exc, final)
+        if named is not None and named is not exc:
+            raise named from exc
+        raise
 
 
 class Checkpoints:
@@ -73,7 +90,8 @@ class Checkpoints:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         self.acc.wait_for_everyone()
-        self.acc.save_state(str(tmp), safe_serialization=True)
+        with _removed_on_failure(tmp, final):
+            self.acc.save_state(str(tmp), safe_serialization=True)
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             shutil.rmtree(final, ignore_errors=True)
@@ -98,7 +116,8 @@ class Checkpoints:
         if self.acc.is_main_process:
             tmp = self.root / f".tmp-{name}"
             shutil.rmtree(tmp, ignore_errors=True)
-            save(tmp)
+            with _removed_on_failure(tmp, self.root / name):
+                save(tmp)
             shutil.rmtree(self.root / name, ignore_errors=True)
             os.replace(tmp, self.root / name)
         self.acc.wait_for_everyone()

@@ -27,8 +27,9 @@ from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 
 from rmcore.core import atomic
-from rmcore.core.config import Params
+from rmcore.core.config import ConfigError, Params
 from rmcore.core.hashing import fingerprint
+from rmcore.core.integrity import empty_split
 from rmcore.core.paths import Layout
 from rmcore.model.batches import Batch, BatchLayout, PackedGroups
 from rmcore.model.layout import choose_layout
@@ -75,7 +76,7 @@ def _due(every: int, step: int, epoch_end: bool) -> bool:
 
 def _check_tokenized(meta: dict[str, Any], params: Params) -> None:
     if meta["model_name"] != params.model.name:
-        raise ValueError(
+        raise ConfigError(
             f"data/tokenized was made with the tokenizer of {meta['model_name']!r} but "
             f"model.name is {params.model.name!r}; run the tokenize stage again"
         )
@@ -105,7 +106,7 @@ def _setup(params: Params, layout: Layout) -> Run:
     data = PackedGroups.from_dataset(load_tokenized(layout, "train"))
     val = PackedGroups.from_dataset(load_tokenized(layout, "validation"))
     if len(data) == 0:
-        raise ValueError(f"{layout.tokenized / 'train'} has no groups; check the ingest report")
+        raise empty_split(layout.tokenized / "train", "train", layout.ingest_report)
     set_seed(cfg.seed)
     model = build_reward_model(params.model, params.tokenize)
     if cfg.gradient_checkpointing:
