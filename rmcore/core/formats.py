@@ -123,10 +123,9 @@ class OasstOptions(_Options):
     )
 
 
-class MappingOptions(_MessageOptions):
-    """Generic column mapping: name the fields; no code needed."""
+class _PromptOptions(_MessageOptions):
+    """Where the prompt is: text fields, a messages field, or the replies' shared history."""
 
-    PATHS = ("prompt", "messages", "responses", "turn", "label", "ranks", "scores")
     prompt: str | list[str] | None = Field(
         None,
         description="Prompt field, or several fields joined (empty ones skipped); neither this "
@@ -134,6 +133,18 @@ class MappingOptions(_MessageOptions):
     )
     messages: str | None = Field(None, description="Field with the prompt as a list of messages.")
     prompt_join: str = Field("\n\n", description="Separator between several prompt fields.")
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> _PromptOptions:
+        if self.prompt is not None and self.messages is not None:
+            raise ValueError("give one of `prompt` (text fields) or `messages`, not both")
+        return self
+
+
+class MappingOptions(_PromptOptions):
+    """Generic column mapping: name the fields; no code needed."""
+
+    PATHS = ("prompt", "messages", "responses", "turn", "label", "ranks", "scores")
     responses: str | list[str] = Field(
         ...,
         description="One field holding a list of responses (`r`, `r[*].text`), or >= 2 fields. "
@@ -168,8 +179,6 @@ class MappingOptions(_MessageOptions):
 
     @model_validator(mode="after")
     def _one_of_each(self) -> MappingOptions:
-        if self.prompt is not None and self.messages is not None:
-            raise ValueError("give one of `prompt` (text fields) or `messages`, not both")
         given = [k for k in ("label", "ranks", "scores") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of `label`, `ranks` or `scores`")
@@ -188,6 +197,29 @@ class MappingOptions(_MessageOptions):
                 )
             if isinstance(value, list) and len(value) != len(self.responses):
                 raise ValueError(f"`{key}` needs one field per response field")
+        return self
+
+
+class LongOptions(_PromptOptions):
+    """One row per completion, grouped into ranked groups by key fields; equal scores tie."""
+
+    PATHS = ("prompt", "messages", "response", "group_by", "score", "rank")
+    response: str = Field(
+        ..., description="Field with the row's completion: text, a message or a conversation."
+    )
+    group_by: str | list[str] | None = Field(
+        None,
+        description="Fields whose values together identify a group (e.g. `prompt_id`); null: "
+        "rows with the same prompt form a group.",
+    )
+    score: str | None = Field(None, description="Field with the row's score.")
+    rank: str | None = Field(None, description="Field with the row's rank (0 or 1 = best).")
+    higher_is_better: bool = Field(True, description="For scores: a higher score is better.")
+
+    @model_validator(mode="after")
+    def _score_or_rank(self) -> LongOptions:
+        if (self.score is None) == (self.rank is None):
+            raise ValueError("give exactly one of `score` or `rank`")
         return self
 
 
@@ -216,6 +248,7 @@ OPTIONS: dict[str, type[_Options]] = {
     "preference": PreferenceOptions,
     "oasst": OasstOptions,
     "mapping": MappingOptions,
+    "long": LongOptions,
     "webgpt": WebGPTOptions,
     "summarize_from_feedback": SummarizeOptions,
     "shp": SHPOptions,

@@ -106,14 +106,18 @@ def ingest_source(
 ) -> tuple[Ledger, list[RankedGroup]]:
     """Read, convert and normalise one source; return its ledger and kept groups."""
     ledger = Ledger(source.label, source.format)
+    adapter = ADAPTERS[source.format]
+    candidates = _convert(source, config, root, ledger)
+    if adapter.combine is not None:
+        candidates = adapter.combine(candidates, source.parsed_options())
     cleaned: list[Candidate] = []
-    for candidate in _convert(source, config, root, ledger):
+    for candidate in candidates:
         result = clean(candidate, config.max_chars)
         if isinstance(result, Rejection):
             ledger.group(candidate, result)
         else:
             cleaned.append(result)
-    if ADAPTERS[source.format].merges(source.parsed_options()):
+    if adapter.merges(source.parsed_options()):
         cleaned = merge_pairs(cleaned)
     dedup = Deduplicator()
     kept: list[RankedGroup] = []

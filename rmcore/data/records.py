@@ -132,3 +132,4 @@ class Candidate:
     notes: Counter[str] = field(default_factory=Counter)  # events worth counting in the report
     rejection: Rejection | None = None  # decided by the adapter (e.g. a synthetic prompt)
     location: str | None = None  # where in the record the group is, if it has several
+    group_key: str | None = None  # rows of one group (long format), before they are combined

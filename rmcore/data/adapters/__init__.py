@@ -5,6 +5,7 @@ from __future__ import annotations
 from rmcore.core.formats import FORMATS
 from rmcore.data.adapters.common import Adapter
 from rmcore.data.adapters.hub import SHP, SUMMARIZE, WEBGPT
+from rmcore.data.adapters.long import LONG
 from rmcore.data.adapters.mapping import MAPPING
 from rmcore.data.adapters.oasst import OASST
 from rmcore.data.adapters.transcripts import HH_RLHF, PREFERENCE
@@ -14,6 +15,7 @@ ADAPTERS: dict[str, Adapter] = {
     "preference": PREFERENCE,
     "oasst": OASST,
     "mapping": MAPPING,
+    "long": LONG,
     "webgpt": WEBGPT,
     "summarize_from_feedback": SUMMARIZE,
     "shp": SHP,

@@ -37,6 +37,8 @@ class Adapter:
     convert: Callable[[Record, Any], list[Candidate]]
     columns: Callable[[Any], list[str]]
     merges: Callable[[Any], bool] = lambda options: False
+    # rows -> groups, for formats whose records are parts of groups (one row per completion)
+    combine: Callable[[list[Candidate], Any], list[Candidate]] | None = None
 
 
 def _type_name(value: Any) -> str:
