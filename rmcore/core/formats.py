@@ -167,8 +167,10 @@ class MappingOptions(_PromptOptions):
     ranks: str | list[str] | None = Field(
         None, description="Ranks (0 = best): a list field or one field per response."
     )
-    scores: str | list[str] | None = Field(
-        None, description="Scores: a list field or one field per response."
+    scores: str | list[str] | dict[str, float] | None = Field(
+        None,
+        description="Scores: a list field, one field per response, or several list fields and "
+        "their weights, summed (`{r[*].helpfulness: 1, r[*].honesty: 0.5}`).",
     )
     higher_is_better: bool = Field(True, description="For scores: a higher score is better.")
     merge_pairs: bool = Field(
@@ -186,9 +188,11 @@ class MappingOptions(_PromptOptions):
             raise ValueError("`responses` as a list of fields needs at least two fields")
         if self.label is not None and isinstance(self.responses, list) and len(self.responses) != 2:
             raise ValueError("`label` works with exactly two response fields")
+        if isinstance(self.scores, dict) and not isinstance(self.responses, str):
+            raise ValueError("weighted `scores` need `responses` as one list field")
         for key in ("ranks", "scores"):
             value = getattr(self, key)
-            if value is None:
+            if value is None or isinstance(value, dict):
                 continue
             if isinstance(value, list) != isinstance(self.responses, list):
                 raise ValueError(
@@ -212,7 +216,11 @@ class LongOptions(_PromptOptions):
         description="Fields whose values together identify a group (e.g. `prompt_id`); null: "
         "rows with the same prompt form a group.",
     )
-    score: str | None = Field(None, description="Field with the row's score.")
+    score: str | dict[str, float] | None = Field(
+        None,
+        description="Field with the row's score, or several fields and their weights, summed "
+        "(`{helpfulness: 1, correctness: 1}`).",
+    )
     rank: str | None = Field(None, description="Field with the row's rank (0 or 1 = best).")
     higher_is_better: bool = Field(True, description="For scores: a higher score is better.")
 

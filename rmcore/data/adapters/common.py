@@ -114,7 +114,9 @@ def strings(value: Any, field: str) -> list[str]:
 
 def number(value: Any, field: str, reason: str = "invalid_score") -> float:
     """A finite number; numeric strings (CSV) are accepted, booleans are not."""
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        raise RecordError("null_field", field, f"`{field}` is null; expected a number")
+    if isinstance(value, bool):
         raise RecordError("wrong_type", field, f"expected a number, got {_type_name(value)}")
     if isinstance(value, str):
         try:
@@ -135,6 +137,37 @@ def integer(value: Any, field: str) -> int:
     if result != int(result):
         raise RecordError("invalid_value", field, f"expected a whole number, got {result}")
     return int(result)
+
+
+def score_of(record: Record, spec: str | Mapping[str, float]) -> float:
+    """One score: a field, or the weighted sum of several (`{helpfulness: 1, ...}`)."""
+    if isinstance(spec, str):
+        return number(required(record, spec), spec)
+    return sum(weight * number(required(record, f), f) for f, weight in spec.items())
+
+
+def scores_of(
+    record: Record, spec: str | Sequence[str] | Mapping[str, float]
+) -> tuple[list[float], list[str]]:
+    """Scores of several completions, with their paths: a list field, one field per completion,
+    or the weighted sum of several list fields (`{r[*].helpfulness: 1, r[*].honesty: 1}`)."""
+    if not isinstance(spec, Mapping):
+        values, where = values_of(record, spec)
+        return [number(v, n) for v, n in zip(values, where, strict=True)], where
+    totals: list[float] = []
+    names: list[str] = []
+    for field, weight in spec.items():
+        values, where = values_of(record, field)
+        if names and len(values) != len(names):
+            raise RecordError(
+                "invalid_value",
+                field,
+                f"{len(values)} values where the first field gives {len(names)}",
+            )
+        scores = [weight * number(v, n) for v, n in zip(values, where, strict=True)]
+        totals = [t + s for t, s in zip(totals, scores, strict=True)] if names else scores
+        names = names or where
+    return totals, names
 
 
 def user_prompt(content: str) -> list[dict[str, str]]:

@@ -20,9 +20,9 @@ from rmcore.data.adapters.common import (
     dense_ranks,
     get,
     integer,
-    number,
     ranks_from_scores,
     required,
+    score_of,
 )
 from rmcore.data.adapters.messages import MessageKeys
 from rmcore.data.adapters.prompts import prompt_of, replies_of, the_prompt
@@ -44,8 +44,7 @@ def convert_long(record: Record, options: LongOptions) -> list[Candidate]:
     [completion], shared = replies_of(record, [options.response], keys)
     prompt = the_prompt(given, shared)
     if options.score is not None:
-        score = number(required(record, options.score), options.score)
-        row = Candidate(prompt, [completion], [0], [score])
+        row = Candidate(prompt, [completion], [0], [score_of(record, options.score)])
     else:
         assert options.rank is not None
         row = Candidate(
@@ -81,7 +80,8 @@ def _group(parts: list[Candidate], options: LongOptions) -> Candidate:
 
 
 def _columns(o: LongOptions) -> list[str]:
-    return columns_of(o.prompt, o.messages, o.response, o.group_by, o.score, o.rank)
+    score = list(o.score) if isinstance(o.score, dict) else o.score
+    return columns_of(o.prompt, o.messages, o.response, o.group_by, score, o.rank)
 
 
 LONG = Adapter(convert=convert_long, columns=_columns, combine=combine_rows)

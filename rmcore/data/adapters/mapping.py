@@ -23,8 +23,8 @@ from rmcore.data.adapters.common import (
     dense_ranks,
     get,
     integer,
-    number,
     ranks_from_scores,
+    scores_of,
     values_of,
 )
 from rmcore.data.adapters.messages import MessageKeys
@@ -85,23 +85,24 @@ def _ranks(
                 "invalid_value", str(o.responses), f"a label needs 2 responses, got {k}"
             )
         return list(OUTCOME_RANKS[_vote(record, o, notes)]), None
-    spec = o.ranks if o.ranks is not None else o.scores
-    assert spec is not None
-    values, names = values_of(record, spec)
-    if len(values) != k:
-        raise RecordError(
-            "invalid_value",
-            names[0] if names else str(spec),
-            f"{len(values)} values for {k} responses",
-        )
     if o.ranks is not None:
+        values, names = values_of(record, o.ranks)
+        _check_count(len(values), k, names, o.ranks)
         ranks = [integer(v, n) for v, n in zip(values, names, strict=True)]
         for rank, name in zip(ranks, names, strict=True):
             if rank < 0:
                 raise RecordError("invalid_value", name, f"rank {rank} < 0 (0 = best)")
         return dense_ranks(ranks), None
-    scores = [number(v, n) for v, n in zip(values, names, strict=True)]
+    assert o.scores is not None
+    scores, names = scores_of(record, o.scores)
+    _check_count(len(scores), k, names, o.scores)
     return ranks_from_scores(scores, o.higher_is_better), scores
+
+
+def _check_count(given: int, k: int, names: list[str], spec: object) -> None:
+    if given != k:
+        where = names[0] if names else str(spec)
+        raise RecordError("invalid_value", where, f"{given} values for {k} responses")
 
 
 def convert_mapping(record: Record, options: MappingOptions) -> list[Candidate]:
@@ -115,7 +116,8 @@ def convert_mapping(record: Record, options: MappingOptions) -> list[Candidate]:
 
 
 def _columns(o: MappingOptions) -> list[str]:
-    return columns_of(o.prompt, o.messages, o.responses, o.turn, o.label, o.ranks, o.scores)
+    scores = list(o.scores) if isinstance(o.scores, dict) else o.scores
+    return columns_of(o.prompt, o.messages, o.responses, o.turn, o.label, o.ranks, scores)
 
 
 MAPPING = Adapter(convert=convert_mapping, columns=_columns, merges=lambda o: o.merge_pairs)
