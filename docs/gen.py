@@ -65,6 +65,7 @@ MEANINGS: dict[str, str] = {
     "tie": "a tie under `tie_policy: quarantine`",
     "duplicate_group": "the same prompt, completions and ranks seen before in the source",
     "no_majority": "votes without majority under `no_majority: quarantine`",
+    "not_compared": "every label of the record is a `label_none` value",
     "below_min_score_ratio": "an SHP pair under `min_score_ratio`",
     "no_reply_groups": "a record with nothing to compare (an OpenAssistant tree without replies)",
 }

@@ -107,12 +107,20 @@ class HHRLHFOptions(_Options):
 class PreferenceOptions(_MessageOptions):
     """TRL preference rows: explicit or implicit prompt, strings or lists of messages."""
 
-    PATHS = ("prompt", "chosen", "rejected")
+    PATHS = ("prompt", "chosen", "rejected", "margin", "scores")
     prompt: str = Field(
         "prompt", description="Path of the prompt; absent in a row = implicit (shared prefix)."
     )
     chosen: str = Field("chosen", description="Path of the preferred completion.")
     rejected: str = Field("rejected", description="Path of the other completion.")
+    margin: str | None = Field(
+        None, description="Field with how strongly chosen is preferred (TRL's `margin`), kept."
+    )
+    scores: tuple[str, str] | None = Field(
+        None,
+        description="Fields with the chosen and the rejected scores, kept; equal scores tie, a "
+        "chosen score below the rejected one is `invalid_value`.",
+    )
 
 
 class OasstOptions(_Options):
@@ -144,7 +152,17 @@ class _PromptOptions(_MessageOptions):
 class MappingOptions(_PromptOptions):
     """Generic column mapping: name the fields; no code needed."""
 
-    PATHS = ("prompt", "messages", "responses", "turn", "label", "ranks", "scores")
+    PATHS = (
+        "prompt",
+        "messages",
+        "responses",
+        "turn",
+        "label",
+        "ranks",
+        "scores",
+        "comparisons",
+        "comparison_keys",
+    )
     responses: str | list[str] = Field(
         ...,
         description="One field holding a list of responses (`r`, `r[*].text`), or >= 2 fields. "
@@ -156,11 +174,40 @@ class MappingOptions(_PromptOptions):
         "after that assistant message (MT-Bench `turn`).",
     )
     label: str | list[str] | None = Field(
-        None, description="Label field for two responses; several fields = votes (majority)."
+        None,
+        description="Label field for two responses; several fields = votes (majority); with "
+        "`pairs`, one list field holding a label per pair.",
     )
     label_first: list[Any] = Field([1], description="Label values meaning: first is better.")
     label_second: list[Any] = Field([2], description="Label values meaning: second is better.")
     label_tie: list[Any] = Field([0], description="Label values meaning: tie.")
+    label_none: list[Any] = Field(
+        [], description="Label values meaning: not compared (no pair; unlike a tie)."
+    )
+    label_scale: tuple[float, float] | None = Field(
+        None,
+        description="Continuous labels: [the value meaning first is better, the value meaning "
+        "second is better], e.g. [1, 2] or [-3, 3]; the side of the centre gives the direction, "
+        "the distance from it the pair's margin.",
+    )
+    tie_band: float = Field(
+        0.0, ge=0, description="Continuous labels this close to the centre of the scale tie."
+    )
+    pairs: list[tuple[int, int]] | None = Field(
+        None,
+        description="The responses (i, j) each label of a list `label` compares, in order, "
+        "e.g. [[0, 1], [0, 2], [1, 2]].",
+    )
+    comparisons: str | None = Field(
+        None,
+        description="Field with a list of comparisons, each [i, j, label] or an object with "
+        "the `comparison_keys`.",
+    )
+    comparison_keys: tuple[str, str, str] = Field(
+        ("i", "j", "label"),
+        description="Paths in a comparison object to the index of the first response, of the "
+        "second, and to the label.",
+    )
     no_majority: Literal["tie", "quarantine"] = Field(
         "tie", description="Votes without a majority: a tie, or quarantine the record."
     )
@@ -178,16 +225,31 @@ class MappingOptions(_PromptOptions):
         description="Merge the pairs of one prompt into a ranking where they are consistent; "
         "cyclic or partial preferences stay separate pairs.",
     )
+    merge_implied: bool = Field(
+        True,
+        description="Merge also where the ranking implies pairs no judge compared (a > b, "
+        "b > c gives a > c); false keeps only direct comparisons, as separate pairs.",
+    )
 
     @model_validator(mode="after")
     def _one_of_each(self) -> MappingOptions:
-        given = [k for k in ("label", "ranks", "scores") if getattr(self, k) is not None]
+        kinds = ("label", "ranks", "scores", "comparisons")
+        given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of `label`, `ranks` or `scores`")
+            raise ValueError("give exactly one of `label`, `ranks`, `scores` or `comparisons`")
         if isinstance(self.responses, list) and len(self.responses) < 2:
             raise ValueError("`responses` as a list of fields needs at least two fields")
-        if self.label is not None and isinstance(self.responses, list) and len(self.responses) != 2:
-            raise ValueError("`label` works with exactly two response fields")
+        if self.pairs is not None and not isinstance(self.label, str):
+            raise ValueError("`pairs` needs `label` as one field holding a list of labels")
+        if (
+            self.label is not None
+            and self.pairs is None
+            and isinstance(self.responses, list)
+            and len(self.responses) != 2
+        ):
+            raise ValueError("`label` works with exactly two response fields (or give `pairs`)")
+        if self.label_scale is not None and self.label_scale[0] == self.label_scale[1]:
+            raise ValueError("`label_scale` needs two different ends")
         if isinstance(self.scores, dict) and not isinstance(self.responses, str):
             raise ValueError("weighted `scores` need `responses` as one list field")
         for key in ("ranks", "scores"):

@@ -117,8 +117,9 @@ def ingest_source(
             ledger.group(candidate, result)
         else:
             cleaned.append(result)
-    if adapter.merges(source.parsed_options()):
-        cleaned = merge_pairs(cleaned)
+    options = source.parsed_options()
+    if adapter.merges(options):
+        cleaned = merge_pairs(cleaned, implied=getattr(options, "merge_implied", True))
     dedup = Deduplicator()
     kept: list[RankedGroup] = []
     for candidate in cleaned:
@@ -139,7 +140,14 @@ def _to_group(candidate: Candidate, source: str, config: DataConfig) -> RankedGr
         group_id=group_id(source, candidate.prompt, candidate.completions, candidate.ranks),
         scores=candidate.scores,
         split=assign_split(candidate.prompt, config.split),
+        margins=_margins(candidate),
     )
+
+
+def _margins(candidate: Candidate) -> list[dict[str, Any]] | None:
+    if not candidate.margins:
+        return None
+    return [{"better": b, "worse": w, "margin": m} for b, w, m in candidate.margins]
 
 
 def _totals(sections: dict[str, dict[str, Any]]) -> dict[str, int]:

@@ -7,6 +7,9 @@ rank are ordered by the judgements, directly or transitively): the group then ca
 the observed preferences. Otherwise the pairs stay separate, counted in the report:
 `cyclic_pairs` (a cycle, or a tie contradicting a preference) and `partial_order_pairs`
 (consistent, but a ranking would invent preferences between unordered completions).
+A merged group records which of its pairs were judged directly: the others are implied by
+transitivity (a > b and b > c give a > c); `implied=False` keeps only direct comparisons.
+Margins (soft labels) of the merged pairs move into the merged group.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ def _descendants(start: str, better: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-def _merge_component(pairs: list[Candidate]) -> list[Candidate]:
+def _merge_component(pairs: list[Candidate], implied: bool) -> list[Candidate]:
     if len(pairs) == 1:
         return pairs
     levels, why = _levels(pairs)
@@ -120,6 +123,13 @@ def _merge_component(pairs: list[Candidate]) -> list[Candidate]:
         ranks=[levels[t] for t in texts],
         refs=[ref for pair in pairs for ref in pair.refs],
     )
+    index = {text: i for i, text in enumerate(texts)}
+    merged.judged = {_ordered(index[p.completions[0]], index[p.completions[1]]) for p in pairs}
+    if not implied and merged.implied_pairs():
+        for pair in pairs:  # a ranking would add pairs no judge compared
+            pair.notes["transitive_pairs"] += 1
+        return pairs
+    merged.margins = _merged_margins(pairs, index)
     for pair in pairs:
         merged.removed.update(pair.removed)
         merged.notes.update(pair.notes)
@@ -128,8 +138,29 @@ def _merge_component(pairs: list[Candidate]) -> list[Candidate]:
     return [merged]
 
 
-def merge_pairs(candidates: list[Candidate]) -> list[Candidate]:
-    """Merge consistent pairs per prompt; other candidates pass through in order."""
+def _ordered(i: int, j: int) -> tuple[int, int]:
+    return (i, j) if i < j else (j, i)
+
+
+def _merged_margins(
+    pairs: list[Candidate], index: dict[str, int]
+) -> list[tuple[int, int, float]] | None:
+    """The pairs' margins in the merged group's indices; one pair judged twice: their mean."""
+    found: dict[tuple[int, int], list[float]] = {}
+    for pair in pairs:
+        for better, worse, margin in pair.margins or []:
+            key = (index[pair.completions[better]], index[pair.completions[worse]])
+            found.setdefault(key, []).append(margin)
+    if not found:
+        return None
+    return [(b, w, sum(ms) / len(ms)) for (b, w), ms in found.items()]
+
+
+def merge_pairs(candidates: list[Candidate], implied: bool = True) -> list[Candidate]:
+    """Merge consistent pairs per prompt; other candidates pass through in order.
+
+    With `implied` false, pairs whose ranking would imply pairs no judge compared directly
+    stay separate (counted as `transitive_pairs`)."""
     by_prompt: dict[str, list[Candidate]] = {}
     out: list[Candidate | str] = []
     for candidate in candidates:
@@ -145,7 +176,7 @@ def merge_pairs(candidates: list[Candidate]) -> list[Candidate]:
     for item in out:
         if isinstance(item, str):
             for component in _components(by_prompt[item]):
-                result.extend(_merge_component(component))
+                result.extend(_merge_component(component, implied))
         else:
             result.append(item)
     return result

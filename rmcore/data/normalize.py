@@ -70,11 +70,34 @@ def _clean_prompt(candidate: Candidate) -> list[dict[str, str]]:
     return prompt
 
 
+def remap_margins(
+    margins: list[tuple[int, int, float]] | None, new_index: dict[int, int]
+) -> list[tuple[int, int, float]] | None:
+    """Margins with completion indices renumbered; a pair with a removed completion goes."""
+    if margins is None:
+        return None
+    moved = [
+        (new_index[b], new_index[w], m) for b, w, m in margins if b in new_index and w in new_index
+    ]
+    return list({(b, w): (b, w, m) for b, w, m in moved}.values())  # the first of repeats
+
+
+def remap_judged(
+    judged: set[tuple[int, int]] | None, new_index: dict[int, int]
+) -> set[tuple[int, int]] | None:
+    """Directly judged pairs with completion indices renumbered (as `remap_margins`)."""
+    if judged is None:
+        return None
+    moved = ((new_index.get(i), new_index.get(j)) for i, j in judged)
+    return {(min(i, j), max(i, j)) for i, j in moved if i is not None and j is not None and i != j}
+
+
 def _clean_completions(candidate: Candidate) -> Candidate | Rejection:
     """Completions normalised, empty and repeated ones removed (counted in `removed`)."""
     cleaned = Candidate([], [], [], [] if candidate.scores is not None else None)
     cleaned.removed = Counter(candidate.removed)
     origin: list[int] = []  # index in the source of each kept completion
+    new_index: dict[int, int] = {}
     for i, raw in enumerate(candidate.completions):
         text, rank = normalize_text(raw), candidate.ranks[i]
         if not text:
@@ -86,12 +109,16 @@ def _clean_completions(candidate: Candidate) -> Candidate | Rejection:
                 detail = f"identical to completions[{origin[first]}] but ranked differently"
                 return Rejection("conflicting_duplicate", f"completions[{i}]", detail)
             cleaned.removed["duplicate_completion"] += 1
+            new_index[i] = first
             continue
+        new_index[i] = len(cleaned.completions)
         cleaned.completions.append(text)
         cleaned.ranks.append(rank)
         origin.append(i)
         if cleaned.scores is not None and candidate.scores is not None:
             cleaned.scores.append(candidate.scores[i])
+    cleaned.margins = remap_margins(candidate.margins, new_index)
+    cleaned.judged = remap_judged(candidate.judged, new_index)
     return cleaned
 
 
@@ -133,6 +160,9 @@ def finalize(candidate: Candidate, tie_policy: TiePolicy) -> Candidate | Rejecti
         candidate.ranks = renumber([candidate.ranks[i] for i in keep])
         if candidate.scores is not None:
             candidate.scores = [candidate.scores[i] for i in keep]
+        kept = {old: new for new, old in enumerate(keep)}
+        candidate.margins = remap_margins(candidate.margins, kept)
+        candidate.judged = remap_judged(candidate.judged, kept)
     return candidate
 
 

@@ -53,6 +53,7 @@ REASONS: dict[str, tuple[Category, str]] = {
     "tie": ("filtered", "data.tie_policy is `quarantine`; use keep or drop to use ties"),
     "duplicate_group": ("filtered", "the same prompt, completions and ranks were seen before"),
     "no_majority": ("filtered", "the votes have no majority; set options.no_majority: tie"),
+    "not_compared": ("filtered", "the labels say the responses were not compared"),
     "below_min_score_ratio": ("filtered", "lower options.min_score_ratio to keep it"),
     "no_reply_groups": ("filtered", "the record has no replies to compare"),
     "adapter_error": ("malformed", "the record does not fit the format; check format and options"),
@@ -133,3 +134,19 @@ class Candidate:
     rejection: Rejection | None = None  # decided by the adapter (e.g. a synthetic prompt)
     location: str | None = None  # where in the record the group is, if it has several
     group_key: str | None = None  # rows of one group (long format), before they are combined
+    # per-pair strengths (better index, worse index, margin) where the source gives them
+    margins: list[tuple[int, int, float]] | None = None
+    # pairs (i, j), i < j, judged directly in a merged group; None: every pair was judged
+    judged: set[tuple[int, int]] | None = None
+
+    def implied_pairs(self) -> int:
+        """Pairs of different rank that no judge compared (implied by transitivity)."""
+        if self.judged is None:
+            return 0
+        k, ranks = len(self.ranks), self.ranks
+        return sum(
+            1
+            for i in range(k)
+            for j in range(i + 1, k)
+            if ranks[i] != ranks[j] and (i, j) not in self.judged
+        )

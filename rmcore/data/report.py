@@ -132,6 +132,8 @@ class Ledger:
         for cand, _ in self.groups:
             notes.update(cand.notes)
         group_reasons = Counter(rej.reason for _, rej in self.groups if rej is not None)
+        pairs = sum(_pairs(c.ranks) for c in kept_groups)
+        implied = sum(c.implied_pairs() for c in kept_groups)
         return {
             "format": self.format,
             "files": self.files,
@@ -148,7 +150,9 @@ class Ledger:
                 "quarantined_by_reason": dict(sorted(group_reasons.items())),
                 "kept_by_k": _histogram(len(c.completions) for c in kept_groups),
             },
-            "pairs_kept": sum(_pairs(c.ranks) for c in kept_groups),
+            "pairs_kept": pairs,
+            "pairs_kept_direct": pairs - implied,
+            "pairs_kept_implied": implied,
             "completions_removed_from_kept_groups": dict(sorted(removed.items())),
             "notes": dict(sorted(notes.items())),
         }

@@ -2,7 +2,8 @@
 
 A group is one prompt (a list of chat messages) with k >= 2 completions and their ranks
 (0 = best; equal ranks are ties). Pairs are groups with k = 2. Training and evaluation use
-every ordered pair of completions with different ranks.
+every ordered pair of completions with different ranks. A group may carry `margins`: how
+strongly a judged pair was preferred, for a loss that uses margins; others have null.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import pyarrow as pa
 SPLITS = ("train", "validation", "test")
 
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+# How strongly completions[better] was preferred to completions[worse]: a continuous label's
+# distance from no preference, or a source's own margin (TRL's `margin` column).
+MARGIN_TYPE = pa.struct([("better", pa.int32()), ("worse", pa.int32()), ("margin", pa.float64())])
 
 GROUP_SCHEMA = pa.schema(
     [
@@ -25,6 +29,7 @@ GROUP_SCHEMA = pa.schema(
         ("ranks", pa.list_(pa.int32())),
         ("scores", pa.list_(pa.float64())),  # null when the source has no scores
         ("split", pa.string()),
+        ("margins", pa.list_(MARGIN_TYPE)),  # null when the source gives no strengths
     ]
 )
 
@@ -40,6 +45,7 @@ class RankedGroup:
     group_id: str = ""
     scores: list[float] | None = None
     split: str = ""
+    margins: list[dict[str, Any]] | None = None  # {better, worse, margin} per judged pair
     origin: dict[str, Any] = field(default_factory=dict)  # file/line, for quarantine only
 
     @property
@@ -61,4 +67,5 @@ class RankedGroup:
             "ranks": self.ranks,
             "scores": self.scores,
             "split": self.split,
+            "margins": self.margins,
         }

@@ -139,7 +139,10 @@ def test_wrong_option_name_fails_at_load_with_the_key(tmp_path: Path) -> None:
     ("options", "message"),
     [
         ({"prompt": "q", "messages": "m", "responses": "r", "ranks": "k"}, "not both"),
-        ({"prompt": "q", "responses": "r"}, "exactly one of `label`, `ranks` or `scores`"),
+        (
+            {"prompt": "q", "responses": "r"},
+            "exactly one of `label`, `ranks`, `scores` or `comparisons`",
+        ),
         (
             {"prompt": "q", "responses": ["a", "b", "c"], "label": "l"},
             "exactly two response fields",

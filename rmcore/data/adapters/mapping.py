@@ -13,7 +13,6 @@ Preference, one of:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from rmcore.core.formats import MappingOptions
 from rmcore.data.adapters.common import (
@@ -21,70 +20,18 @@ from rmcore.data.adapters.common import (
     Record,
     columns_of,
     dense_ranks,
-    get,
     integer,
     ranks_from_scores,
     scores_of,
     values_of,
 )
+from rmcore.data.adapters.labels import groups, judgements
 from rmcore.data.adapters.messages import MessageKeys
 from rmcore.data.adapters.prompts import prompt_of, replies_of, the_prompt
 from rmcore.data.records import Candidate, RecordError
 
-OUTCOME_RANKS = {"first": [0, 1], "second": [1, 0], "tie": [0, 0]}
 
-
-def _label_key(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip().lower()
-
-
-def _outcome(value: Any, field: str, o: MappingOptions) -> str:
-    key = _label_key(value)
-    for outcome, accepted in (
-        ("first", o.label_first),
-        ("second", o.label_second),
-        ("tie", o.label_tie),
-    ):
-        if key in {_label_key(v) for v in accepted}:
-            return outcome
-    allowed = [*o.label_first, *o.label_second, *o.label_tie]
-    raise RecordError("invalid_value", field, f"label {value!r:.40} is not one of {allowed}")
-
-
-def _vote(record: Record, o: MappingOptions, notes: Counter[str]) -> str:
-    """The outcome of one label field, or the most-voted outcome of several."""
-    assert o.label is not None
-    fields = [o.label] if isinstance(o.label, str) else o.label
-    votes: Counter[str] = Counter()
-    for field in fields:
-        value = get(record, field)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue  # an annotator who did not vote
-        votes[_outcome(value, field, o)] += 1
-    if not votes:
-        raise RecordError("missing_field", fields[0], "no label value given")
-    (best, top), *rest = votes.most_common()
-    if len(fields) > 1 and len(votes) > 1:
-        notes["votes_disagree"] += 1
-    if rest and rest[0][1] == top:
-        if o.no_majority == "quarantine":
-            raise RecordError("no_majority", fields[0], f"votes {dict(votes)}")
-        notes["no_majority_as_tie"] += 1
-        return "tie"
-    return best
-
-
-def _ranks(
-    record: Record, o: MappingOptions, k: int, notes: Counter[str]
-) -> tuple[list[int], list[float] | None]:
-    if o.label is not None:
-        if k != 2:
-            raise RecordError(
-                "invalid_value", str(o.responses), f"a label needs 2 responses, got {k}"
-            )
-        return list(OUTCOME_RANKS[_vote(record, o, notes)]), None
+def _ranks(record: Record, o: MappingOptions, k: int) -> tuple[list[int], list[float] | None]:
     if o.ranks is not None:
         values, names = values_of(record, o.ranks)
         _check_count(len(values), k, names, o.ranks)
@@ -111,13 +58,17 @@ def convert_mapping(record: Record, options: MappingOptions) -> list[Candidate]:
     completions, shared = replies_of(record, options.responses, keys, options.turn)
     prompt = the_prompt(given, shared)
     notes: Counter[str] = Counter()
-    ranks, scores = _ranks(record, options, len(completions), notes)
-    return [Candidate(prompt, completions, ranks, scores, notes=notes)]
+    if options.ranks is None and options.scores is None:
+        judged = judgements(record, options, len(completions), notes)
+        return groups(prompt, completions, judged, options, notes)
+    ranks, scores = _ranks(record, options, len(completions))
+    return [Candidate(prompt, completions, ranks, scores)]
 
 
 def _columns(o: MappingOptions) -> list[str]:
     scores = list(o.scores) if isinstance(o.scores, dict) else o.scores
-    return columns_of(o.prompt, o.messages, o.responses, o.turn, o.label, o.ranks, scores)
+    fields = [o.prompt, o.messages, o.responses, o.turn, o.label, o.ranks, scores, o.comparisons]
+    return columns_of(*fields)
 
 
 MAPPING = Adapter(convert=convert_mapping, columns=_columns, merges=lambda o: o.merge_pairs)

@@ -10,6 +10,7 @@ from rmcore.data.adapters.common import (
     Record,
     columns_of,
     get,
+    number,
     required,
     text,
     user_prompt,
@@ -98,7 +99,21 @@ def convert_preference(record: Record, options: PreferenceOptions) -> list[Candi
         cut = _string_prefix(completions[0], completions[1])
         prompt = user_prompt(completions[0][:cut])
         completions = [c[cut:] for c in completions]
-    return [Candidate(prompt, completions, [0, 1])]
+    candidate = Candidate(prompt, completions, [0, 1])
+    if options.margin is not None:
+        candidate.margins = [(0, 1, number(required(record, options.margin), options.margin))]
+    if options.scores is not None:
+        candidate.scores, candidate.ranks = _scored(record, options.scores)
+    return [candidate]
+
+
+def _scored(record: Record, fields: tuple[str, str]) -> tuple[list[float], list[int]]:
+    """The chosen and rejected scores, and the ranks they allow (equal scores tie)."""
+    chosen, rejected = (number(required(record, f), f) for f in fields)
+    if chosen < rejected:
+        detail = f"the chosen score {chosen:g} is below the rejected one {rejected:g}"
+        raise RecordError("invalid_value", fields[0], detail)
+    return [chosen, rejected], [0, 0] if chosen == rejected else [0, 1]
 
 
 HH_RLHF = Adapter(
@@ -107,5 +122,5 @@ HH_RLHF = Adapter(
 )
 PREFERENCE = Adapter(
     convert=convert_preference,
-    columns=lambda o: columns_of(o.chosen, o.rejected),
+    columns=lambda o: columns_of(o.chosen, o.rejected, o.margin, o.scores),
 )
