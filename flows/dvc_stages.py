@@ -11,10 +11,14 @@ only inside its message. So the child points $SHELL, through which DVC runs each
 torchrun where one is set, and records its exit status in a file. No command recorded means
 DVC restored the stage from its run-cache. An audit hook stops the child loudly should DVC
 start a stage command any other way.
+
+The child, the shim and the command each die with their parent (Linux's PR_SET_PDEATHSIG, see
+rmcore/core/procs.py), so a flow killed with SIGKILL leaves no stage running.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -27,12 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rmcore.core.procs import die_with_parent
+
 LAUNCHER_ENV = "RMPIPE_LAUNCHER"  # e.g. "torchrun --nproc_per_node=8"
 STAGES_ENV = "RMPIPE_LAUNCH_STAGES"  # the stages it applies to, default "train"
 # Between the flow, its child and the shim:
 _SHELL = "RMPIPE_SHIM_SHELL"  # the shell that runs the commands
 _STATUS = "RMPIPE_SHIM_STATUS"  # the file of exit statuses, one JSON line per command
 _LAUNCHER = "RMPIPE_SHIM_LAUNCHER"  # the launcher of this stage, if any
+_PARENT = "RMPIPE_SHIM_PARENT"  # the pid the child, then the shim, must see as its parent
 TAIL_LINES = 40
 
 
@@ -154,7 +161,7 @@ def reproduce(
         shim.write_text(f'#!/bin/sh\nexec {shlex.join(_python("shell_main"))} "$@"\n')
         shim.chmod(0o755)
         env = {"SHELL": str(shim), _SHELL: os.environ.get("SHELL") or "/bin/sh"}
-        env.update({_STATUS: str(status), _LAUNCHER: launcher or ""})
+        env.update({_STATUS: str(status), _LAUNCHER: launcher or "", _PARENT: str(os.getpid())})
         rc, tail = run_command(root, _python("child_main", str(root), name), on_line, env)
         lines = status.read_text().splitlines() if status.exists() else []
     statuses = [int(json.loads(line)["exit_status"]) for line in lines]
@@ -180,6 +187,8 @@ def child_main(argv: list[str]) -> int:
     from dvc.repo import Repo
 
     root, name = Path(argv[0]), argv[1]  # DVC logs to stdout and stderr as on the CLI
+    _die_with_parent()
+    os.environ[_PARENT] = str(os.getpid())  # what the shim, started by DVC, must see
     try:
         with Repo(str(root)) as repo:
             [stage] = repo.stage.collect(_target(root, name))
@@ -213,6 +222,7 @@ def _through_shim(shim: str, commands: set[str]) -> Callable[[str, tuple[Any, ..
 def shell_main(argv: list[str]) -> int:
     """The shim, called by DVC as `$SHELL -c CMD`: run CMD (under the stage's launcher, if
     any) with the real shell, and record its exit status for the flow."""
+    _die_with_parent()
     shell, status = os.environ.pop(_SHELL), os.environ.pop(_STATUS)
     launcher = os.environ.pop(_LAUNCHER, "")
     os.environ["SHELL"] = shell
@@ -221,10 +231,22 @@ def shell_main(argv: list[str]) -> int:
     command = launched_command(argv[1], launcher) if launcher else argv[1]
     if launcher:
         print(f"> {command}", flush=True)
-    code = subprocess.call([shell, "-c", command])
+    # The command (or its launcher) dies with the shim; the shim has one thread, so
+    # preexec_fn is safe here. An exec keeps the request, so it reaches what `sh` runs.
+    tie = functools.partial(die_with_parent, os.getpid())
+    code = subprocess.call([shell, "-c", command], preexec_fn=tie)
     with open(status, "a", encoding="utf-8") as out:
         out.write(json.dumps({"command": argv[1], "exit_status": code}) + "\n")
     return code
+
+
+def _die_with_parent() -> None:
+    """Die with the process that started this one (the flow, or DVC in the child), even when
+    it is SIGKILLed: no stage goes on running for a flow that is gone (rmcore/core/procs.py).
+    The parent's pid travels in the environment, so a parent that died before the request
+    is noticed too."""
+    expected = os.environ.pop(_PARENT, "")
+    die_with_parent(int(expected) if expected.isdigit() else None)
 
 
 def run_command(

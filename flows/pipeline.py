@@ -23,7 +23,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 
-from flows import dvc_stages, report
+from flows import dvc_stages, reaper, report
 from flows.dvc_stages import StageFailed
 from flows.lock import project_lock
 from flows.params import ParamsError, apply_params
@@ -197,8 +197,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the flow from the command line; print the stage table and where results are."""
+    args = _parser().parse_args(argv)
     try:
-        summary = pipeline(**vars(_parser().parse_args(argv)))
+        reaper.temporary_server()  # dies with this process, even a SIGKILLed one
+        summary = pipeline(**vars(args))
     # Expected failures (a stage, the lock, bad params, DVC, push): a message, no traceback.
     except (RuntimeError, ParamsError, ConfigError, DvcException) as exc:
         cause = f"\n  because: {exc.__cause__}" if exc.__cause__ else ""

@@ -6,11 +6,15 @@ import argparse
 import errno
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TypeGuard
 
 from rmcore.core.config import DEFAULT_PARAMS, SCORE_BATCH_SIZE, ConfigError, load_params
+from rmcore.core.procs import die_with_parent
+
+PARENT_AT_START = os.getppid()  # the parent at start-up: if it changes, it has died
 
 STAGE_NAMES = ("ingest", "tokenize", "train", "evaluate", "register")
 
@@ -126,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     args = _parser().parse_args(argv)
+    if args.command in STAGE_NAMES and os.environ.get("DVC_STAGE"):
+        # Started by `dvc repro` (or the flow through it): die with it, even when it is
+        # SIGKILLed, instead of training on as an orphan (see rmcore/core/procs.py).
+        die_with_parent(PARENT_AT_START)
     try:
         if args.command in STAGE_NAMES:
             return _run_stage(args.command, args.params, args.root)

@@ -51,10 +51,13 @@ def tokenize(params: Params, layout: Layout) -> Summary:
 
 
 def train(params: Params, layout: Layout) -> Summary:
-    """Train the reward model on the tokenised train split; save it in Hugging Face format."""
+    """Train the reward model on the tokenised train split; save it in Hugging Face format.
+    One training per project at a time (rmcore/train/exclusive.py)."""
+    from rmcore.train.exclusive import training_lock
     from rmcore.train.recipe import train as run_training
 
-    return run_training(params, layout)
+    with training_lock(layout.checkpoints):
+        return run_training(params, layout)
 
 
 def evaluate(params: Params, layout: Layout) -> Summary:
