@@ -50,6 +50,7 @@ MEANINGS: dict[str, str] = {
     "prompt_mismatch": "chosen and rejected transcripts differ before the final replies",
     "histories_differ": "conversation replies whose earlier assistant turns differ (multi-turn "
     "battles)",
+    "no_match": "a templated text the regex or delimiters of `*_extract` do not match",
     "adapter_error": "a record shaped unlike its format",
     "empty_prompt": "no prompt text",
     "empty_completion": "completions removed for being empty left k < 2",

@@ -96,6 +96,50 @@ class _MessageOptions(_Options):
         return self
 
 
+class Extract(_Options):
+    """Take the text out of a templated field: a regex, or start/end delimiters, then strip a
+    fixed prefix or suffix."""
+
+    regex: str | None = Field(
+        None, description="Regex with a named group `text` (searched, `.` matches newlines)."
+    )
+    start: str | None = Field(None, description="The text starts after the first `start`.")
+    end: str | None = Field(None, description="... and stops before the next `end`.")
+    remove_prefix: str | None = Field(None, description="Removed from the start if there.")
+    remove_suffix: str | None = Field(None, description="Removed from the end if there.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Extract:
+        if not any(v is not None for v in self.model_dump().values()):
+            raise ValueError("give `regex`, `start`/`end`, `remove_prefix` or `remove_suffix`")
+        if self.regex is not None and (self.start is not None or self.end is not None):
+            raise ValueError("give `regex` or `start`/`end`, not both")
+        if self.regex is not None:
+            try:
+                pattern = re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r}: {exc}") from None
+            if "text" not in pattern.groupindex:
+                raise ValueError(f"regex {self.regex!r} needs a named group: (?P<text>...)")
+        return self
+
+
+class _TextOptions(_MessageOptions):
+    """Text taken out of templates, and the field that decides the split."""
+
+    prompt_extract: Extract | None = Field(
+        None, description="Take the prompt out of a template (see Text extraction)."
+    )
+    response_extract: Extract | None = Field(
+        None, description="Take each response out of a template, or strip boilerplate."
+    )
+    split_key: str | None = Field(
+        None,
+        description="Field that decides the split with the prompt (e.g. an item id): groups "
+        "sharing either land in one split.",
+    )
+
+
 class HHRLHFOptions(_Options):
     """Anthropic hh-rlhf: two whole transcripts that share every turn but the last reply."""
 
@@ -104,10 +148,10 @@ class HHRLHFOptions(_Options):
     rejected: str = Field("rejected", description="Path of the other transcript.")
 
 
-class PreferenceOptions(_MessageOptions):
+class PreferenceOptions(_TextOptions):
     """TRL preference rows: explicit or implicit prompt, strings or lists of messages."""
 
-    PATHS = ("prompt", "chosen", "rejected", "margin", "scores")
+    PATHS = ("prompt", "chosen", "rejected", "margin", "scores", "split_key")
     prompt: str = Field(
         "prompt", description="Path of the prompt; absent in a row = implicit (shared prefix)."
     )
@@ -131,7 +175,7 @@ class OasstOptions(_Options):
     )
 
 
-class _PromptOptions(_MessageOptions):
+class _PromptOptions(_TextOptions):
     """Where the prompt is: text fields, a messages field, or the replies' shared history."""
 
     prompt: str | list[str] | None = Field(
@@ -141,6 +185,11 @@ class _PromptOptions(_MessageOptions):
     )
     messages: str | None = Field(None, description="Field with the prompt as a list of messages.")
     prompt_join: str = Field("\n\n", description="Separator between several prompt fields.")
+    prompt_transcript: bool = Field(
+        False,
+        description="The prompt text is a `Human:` / `Assistant:` transcript (hh-rlhf, Nectar): "
+        "split it into messages; a final empty `Assistant:` is dropped.",
+    )
 
     @model_validator(mode="after")
     def _one_prompt(self) -> _PromptOptions:
@@ -162,6 +211,7 @@ class MappingOptions(_PromptOptions):
         "scores",
         "comparisons",
         "comparison_keys",
+        "split_key",
     )
     responses: str | list[str] = Field(
         ...,
@@ -269,7 +319,7 @@ class MappingOptions(_PromptOptions):
 class LongOptions(_PromptOptions):
     """One row per completion, grouped into ranked groups by key fields; equal scores tie."""
 
-    PATHS = ("prompt", "messages", "response", "group_by", "score", "rank")
+    PATHS = ("prompt", "messages", "response", "group_by", "score", "rank", "split_key")
     response: str = Field(
         ..., description="Field with the row's completion: text, a message or a conversation."
     )

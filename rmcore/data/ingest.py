@@ -33,7 +33,7 @@ from rmcore.data.records import (
 )
 from rmcore.data.report import Ledger, shortfall, write_quarantine, write_report
 from rmcore.data.schema import SPLITS, RankedGroup
-from rmcore.data.split import assign_split, group_id
+from rmcore.data.split import assign_splits, group_id
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,8 @@ def _to_group(candidate: Candidate, source: str, config: DataConfig) -> RankedGr
         source=source,
         group_id=group_id(source, candidate.prompt, candidate.completions, candidate.ranks),
         scores=candidate.scores,
-        split=assign_split(candidate.prompt, config.split),
         margins=_margins(candidate),
+        split_keys=candidate.split_keys,
     )
 
 
@@ -179,6 +179,7 @@ def run_ingest(config: DataConfig, layout: Layout) -> dict[str, Any]:
             records["quarantined_by_reason"], len(kept), sections[source.label]["pairs_kept"],
             seconds[source.label],
         )  # fmt: skip
+    assign_splits(groups, config.split)
     failures = _failures(config, sections, entries)
     counts = write_splits(groups, layout) if not failures else dict.fromkeys(SPLITS, 0)
     report = {

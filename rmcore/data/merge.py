@@ -130,6 +130,7 @@ def _merge_component(pairs: list[Candidate], implied: bool) -> list[Candidate]:
             pair.notes["transitive_pairs"] += 1
         return pairs
     merged.margins = _merged_margins(pairs, index)
+    merged.split_keys = sorted({key for pair in pairs for key in pair.split_keys})
     for pair in pairs:
         merged.removed.update(pair.removed)
         merged.notes.update(pair.notes)

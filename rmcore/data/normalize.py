@@ -136,10 +136,11 @@ def clean(candidate: Candidate, max_chars: int) -> Candidate | Rejection:
     if isinstance(cleaned, Rejection):
         return cleaned
     cleaned.prompt, cleaned.ranks = prompt, renumber(cleaned.ranks)
-    cleaned.refs, cleaned.notes, cleaned.location = (
+    cleaned.refs, cleaned.notes, cleaned.location, cleaned.split_keys = (
         candidate.refs,
         candidate.notes,
         candidate.location,
+        candidate.split_keys,
     )
     if len(cleaned.completions) < 2:
         return _why_too_few(cleaned, len(candidate.completions) + candidate.removed.total())

@@ -56,6 +56,10 @@ REASONS: dict[str, tuple[Category, str]] = {
     "not_compared": ("filtered", "the labels say the responses were not compared"),
     "below_min_score_ratio": ("filtered", "lower options.min_score_ratio to keep it"),
     "no_reply_groups": ("filtered", "the record has no replies to compare"),
+    "no_match": (
+        "malformed",
+        "the text does not fit options.prompt_extract / response_extract; fix the pattern",
+    ),
     "adapter_error": ("malformed", "the record does not fit the format; check format and options"),
 }
 
@@ -134,6 +138,7 @@ class Candidate:
     rejection: Rejection | None = None  # decided by the adapter (e.g. a synthetic prompt)
     location: str | None = None  # where in the record the group is, if it has several
     group_key: str | None = None  # rows of one group (long format), before they are combined
+    split_keys: list[str] = field(default_factory=list)  # besides the prompt (options.split_key)
     # per-pair strengths (better index, worse index, margin) where the source gives them
     margins: list[tuple[int, int, float]] | None = None
     # pairs (i, j), i < j, judged directly in a merged group; None: every pair was judged

@@ -46,6 +46,7 @@ class RankedGroup:
     scores: list[float] | None = None
     split: str = ""
     margins: list[dict[str, Any]] | None = None  # {better, worse, margin} per judged pair
+    split_keys: list[str] = field(default_factory=list)  # options.split_key values, not a column
     origin: dict[str, Any] = field(default_factory=dict)  # file/line, for quarantine only
 
     @property

@@ -25,7 +25,7 @@ from rmcore.data.adapters.common import (
     score_of,
 )
 from rmcore.data.adapters.messages import MessageKeys
-from rmcore.data.adapters.prompts import prompt_of, replies_of, the_prompt
+from rmcore.data.adapters.prompts import prompt_of, replies_of, the_prompt, with_split_key
 from rmcore.data.normalize import prompt_text
 from rmcore.data.records import Candidate
 
@@ -41,8 +41,8 @@ def convert_long(record: Record, options: LongOptions) -> list[Candidate]:
     """One row: a one-completion part of a group, with its key and its score or rank."""
     keys = MessageKeys.of(options)
     given = prompt_of(record, options, keys)
-    [completion], shared = replies_of(record, [options.response], keys)
-    prompt = the_prompt(given, shared)
+    [completion], shared = replies_of(record, [options.response], options, keys)
+    prompt = the_prompt(given, shared, options)
     if options.score is not None:
         row = Candidate(prompt, [completion], [0], [score_of(record, options.score)])
     else:
@@ -51,7 +51,7 @@ def convert_long(record: Record, options: LongOptions) -> list[Candidate]:
             prompt, [completion], [integer(required(record, options.rank), options.rank)]
         )
     row.group_key = _key(record, options, prompt)
-    return [row]
+    return with_split_key(record, options, [row])
 
 
 def combine_rows(rows: list[Candidate], options: LongOptions) -> list[Candidate]:
@@ -76,12 +76,13 @@ def _group(parts: list[Candidate], options: LongOptions) -> Candidate:
         ranks = dense_ranks([part.ranks[0] for part in parts])
         group = Candidate(first.prompt, completions, ranks, notes=notes)
     group.refs = [ref for part in parts for ref in part.refs]
+    group.split_keys = sorted({key for part in parts for key in part.split_keys})
     return group
 
 
 def _columns(o: LongOptions) -> list[str]:
     score = list(o.score) if isinstance(o.score, dict) else o.score
-    return columns_of(o.prompt, o.messages, o.response, o.group_by, score, o.rank)
+    return columns_of(o.prompt, o.messages, o.response, o.group_by, score, o.rank, o.split_key)
 
 
 LONG = Adapter(convert=convert_long, columns=_columns, combine=combine_rows)

@@ -27,7 +27,7 @@ from rmcore.data.adapters.common import (
 )
 from rmcore.data.adapters.labels import groups, judgements
 from rmcore.data.adapters.messages import MessageKeys
-from rmcore.data.adapters.prompts import prompt_of, replies_of, the_prompt
+from rmcore.data.adapters.prompts import prompt_of, replies_of, the_prompt, with_split_key
 from rmcore.data.records import Candidate, RecordError
 
 
@@ -55,19 +55,22 @@ def _check_count(given: int, k: int, names: list[str], spec: object) -> None:
 def convert_mapping(record: Record, options: MappingOptions) -> list[Candidate]:
     keys = MessageKeys.of(options)
     given = prompt_of(record, options, keys)
-    completions, shared = replies_of(record, options.responses, keys, options.turn)
-    prompt = the_prompt(given, shared)
+    completions, shared = replies_of(record, options.responses, options, keys, options.turn)
+    prompt = the_prompt(given, shared, options)
     notes: Counter[str] = Counter()
     if options.ranks is None and options.scores is None:
         judged = judgements(record, options, len(completions), notes)
-        return groups(prompt, completions, judged, options, notes)
-    ranks, scores = _ranks(record, options, len(completions))
-    return [Candidate(prompt, completions, ranks, scores)]
+        made = groups(prompt, completions, judged, options, notes)
+    else:
+        ranks, scores = _ranks(record, options, len(completions))
+        made = [Candidate(prompt, completions, ranks, scores)]
+    return with_split_key(record, options, made)
 
 
 def _columns(o: MappingOptions) -> list[str]:
     scores = list(o.scores) if isinstance(o.scores, dict) else o.scores
     fields = [o.prompt, o.messages, o.responses, o.turn, o.label, o.ranks, scores, o.comparisons]
+    fields.append(o.split_key)
     return columns_of(*fields)
 
 

@@ -10,6 +10,7 @@ shared history is the prompt).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,23 @@ from rmcore.data.paths import type_name
 from rmcore.data.records import RecordError
 
 Message = dict[str, str]
+
+# A turn starts with "Human:" or "Assistant:" at the start of the text or after a blank line.
+_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):")
+_ROLE = {"Human": "user", "Assistant": "assistant"}
+
+
+def split_transcript(transcript: str, field: str) -> list[dict[str, str]]:
+    """`\\n\\nHuman: a\\n\\nAssistant: b` -> [{user, a}, {assistant, b}]."""
+    parts = _TURN.split(transcript)
+    if len(parts) < 3 or parts[0].strip():
+        raise RecordError(
+            "bad_transcript", field, "expected turns starting with `Human:` / `Assistant:`"
+        )
+    return [
+        {"role": _ROLE[role], "content": content.strip()}
+        for role, content in zip(parts[1::2], parts[2::2], strict=True)
+    ]
 
 
 @dataclass(frozen=True)

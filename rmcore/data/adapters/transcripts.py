@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from rmcore.core.formats import HHRLHFOptions, PreferenceOptions
 from rmcore.data.adapters.common import (
     Adapter,
@@ -15,26 +13,17 @@ from rmcore.data.adapters.common import (
     text,
     user_prompt,
 )
-from rmcore.data.adapters.messages import MessageKeys, prompt_messages, reply, shared_history
+from rmcore.data.adapters.extract import extract, extract_prompt
+from rmcore.data.adapters.messages import (
+    MessageKeys,
+    prompt_messages,
+    reply,
+    shared_history,
+    split_transcript,
+)
+from rmcore.data.adapters.prompts import with_split_key
 from rmcore.data.paths import has
 from rmcore.data.records import Candidate, RecordError
-
-# A turn starts with "Human:" or "Assistant:" at the start of the text or after a blank line.
-_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):")
-_ROLE = {"Human": "user", "Assistant": "assistant"}
-
-
-def split_transcript(transcript: str, field: str) -> list[dict[str, str]]:
-    """`\\n\\nHuman: a\\n\\nAssistant: b` -> [{user, a}, {assistant, b}]."""
-    parts = _TURN.split(transcript)
-    if len(parts) < 3 or parts[0].strip():
-        raise RecordError(
-            "bad_transcript", field, "expected turns starting with `Human:` / `Assistant:`"
-        )
-    return [
-        {"role": _ROLE[role], "content": content.strip()}
-        for role, content in zip(parts[1::2], parts[2::2], strict=True)
-    ]
 
 
 def _shared_prompt(
@@ -99,12 +88,16 @@ def convert_preference(record: Record, options: PreferenceOptions) -> list[Candi
         cut = _string_prefix(completions[0], completions[1])
         prompt = user_prompt(completions[0][:cut])
         completions = [c[cut:] for c in completions]
+    prompt = extract_prompt(prompt, options.prompt_extract, options.prompt)
+    completions = [
+        extract(c, options.response_extract, f) for c, f in zip(completions, fields, strict=True)
+    ]
     candidate = Candidate(prompt, completions, [0, 1])
     if options.margin is not None:
         candidate.margins = [(0, 1, number(required(record, options.margin), options.margin))]
     if options.scores is not None:
         candidate.scores, candidate.ranks = _scored(record, options.scores)
-    return [candidate]
+    return with_split_key(record, options, [candidate])
 
 
 def _scored(record: Record, fields: tuple[str, str]) -> tuple[list[float], list[int]]:
@@ -122,5 +115,5 @@ HH_RLHF = Adapter(
 )
 PREFERENCE = Adapter(
     convert=convert_preference,
-    columns=lambda o: columns_of(o.chosen, o.rejected, o.margin, o.scores),
+    columns=lambda o: columns_of(o.chosen, o.rejected, o.margin, o.scores, o.split_key),
 )
