@@ -36,7 +36,13 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from rmcore.core.config import ConfigError, ModelConfig, TokenizeConfig
-from rmcore.model.lora import LoraState, apply_lora, merged_state_dict, save_adapter
+from rmcore.model.lora import (
+    LoraState,
+    apply_lora,
+    layer_stack,
+    merged_state_dict,
+    save_adapter,
+)
 from rmcore.model.packing import (
     PACKED_ATTENTION,
     SEGMENTS_KWARG,
@@ -104,6 +110,13 @@ class RewardModel(nn.Module):
     @property
     def config(self) -> Any:
         return self.backbone.config
+
+    @property
+    def _no_split_modules(self) -> list[str]:
+        """The backbone's layer classes, which FSDP shards as units (the class's own list;
+        else the class of its stack of layers)."""
+        names = list(getattr(self.backbone, "_no_split_modules", None) or [])
+        return sorted(names) if names else [type(layer_stack(self.backbone)[0]).__name__]
 
     def forward(
         self,

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from rmcore.core.config import TrainConfig
 from rmcore.model.reward_model import RewardModel
+from rmcore.train.fsdp import fsdp_plugin
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +75,18 @@ def resolve_precision(requested: str, cuda: bool) -> str:
     return requested
 
 
-def make_accelerator(cfg: TrainConfig, native_pooling: bool) -> Accelerator:
-    """An Accelerator for this machine and launch (single process, DDP or FSDP)."""
+def make_accelerator(
+    cfg: TrainConfig, native_pooling: bool, model: torch.nn.Module | None = None
+) -> Accelerator:
+    """An Accelerator for this machine and launch (single process, DDP or FSDP; FSDP shards
+    `model`'s layers, see `rmcore.train.fsdp`)."""
     cuda = torch.cuda.is_available()
     precision = resolve_precision(cfg.mixed_precision, cuda)
     kwargs: dict[str, Any] = {}
     if cfg.distributed == "fsdp":
-        from accelerate.utils import FullyShardedDataParallelPlugin
-
-        kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(fsdp_version=2)
+        if model is None:
+            raise ValueError("train.distributed fsdp: make_accelerator needs the model to shard")
+        kwargs["fsdp_plugin"] = fsdp_plugin(model, precision, cuda)
     # Non-native poolings leave the backbone class's own head unused.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=not native_pooling)
     # accelerate keeps its state per process and refuses a second precision in it; a process

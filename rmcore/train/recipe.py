@@ -111,7 +111,7 @@ def _setup(params: Params, layout: Layout) -> Run:
     model = build_reward_model(params.model, params.tokenize)
     if cfg.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable({"use_reentrant": False})
-    acc = make_accelerator(cfg, model.native)
+    acc = make_accelerator(cfg, model.native, model)
     batch_layout = choose_layout(model, acc.device, cfg.packing, cfg.share_prefix)
     if not acc.is_main_process:  # one copy of the logs is enough
         for name in ("rmcore", "accelerate", "transformers"):
