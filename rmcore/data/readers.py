@@ -7,6 +7,7 @@ raises `IngestError` naming the file and what to do.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import gzip
@@ -115,6 +116,8 @@ def read_jsonl(path: Path, shown: str) -> Iterator[RawRecord]:
     try:
         with _open_binary(path) as handle:
             for line_no, raw in enumerate(handle, start=1):
+                if line_no == 1:
+                    raw = raw.removeprefix(codecs.BOM_UTF8)  # as editors on Windows save it
                 if not raw.strip():
                     continue
                 yield RecordRef(shown, index, line_no), _parse_line(raw)
@@ -125,7 +128,7 @@ def read_jsonl(path: Path, shown: str) -> Iterator[RawRecord]:
 
 def read_json(path: Path, shown: str) -> Iterator[RawRecord]:
     """A JSON array of objects (or JSON lines in a .json file), with each record's line."""
-    data = _read_bytes(path, shown)
+    data = _read_bytes(path, shown).removeprefix(codecs.BOM_UTF8)
     if not data.lstrip().startswith(b"["):
         yield from _object_or_lines(data, shown)
         return
