@@ -77,9 +77,18 @@ class Checkpoints:
         return directory
 
     def reset(self) -> None:
-        """Remove stale checkpoints (other params/data, or a finished run)."""
+        """Remove stale checkpoints (other params/data, or a finished run). A `checkpoints/`
+        that is a symbolic link or a mount point (room on another disk) is emptied instead:
+        it cannot be removed, and must stay where the user put it."""
         if self.acc.is_main_process and self.root.exists():
-            shutil.rmtree(self.root)
+            if self.root.is_symlink() or os.path.ismount(self.root):
+                for entry in self.root.iterdir():
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+            else:
+                shutil.rmtree(self.root)
         self.acc.wait_for_everyone()
 
     def save(self, step: int, keep_best: str | None) -> Path:
