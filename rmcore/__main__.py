@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         stage = sub.add_parser(name, help=f"run the {name} stage")
         stage.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
         stage.add_argument("--root", type=Path, default=Path("."), help="project root")
+        if name == "ingest":
+            stage.add_argument(
+                "--preview",
+                type=int,
+                metavar="N",
+                help="print each source's first N groups and its accounting; write nothing",
+            )
     _add_score_parser(sub)
     sample = sub.add_parser("sample", help="regenerate the embedded synthetic dataset")
     sample.add_argument("--out", type=Path, default=Path("data/sample"))
@@ -124,6 +131,14 @@ def _run_stage(name: str, params_path: Path, root: Path) -> int:
     return 0
 
 
+def _preview(params_path: Path, root: Path, n: int) -> int:
+    from rmcore.data.preview import preview
+
+    text, fine = preview(load_params(params_path).data, root, n)
+    print(text, end="")
+    return 0 if fine else EXIT_CONFIG
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `rmpipe` console script."""
     logging.basicConfig(
@@ -135,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         # SIGKILLed, instead of training on as an orphan (see rmcore/core/procs.py).
         die_with_parent(PARENT_AT_START)
     try:
+        if getattr(args, "preview", None) is not None:
+            return _preview(args.params, args.root, args.preview)
         if args.command in STAGE_NAMES:
             return _run_stage(args.command, args.params, args.root)
         if args.command == "score":

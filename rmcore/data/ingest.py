@@ -141,7 +141,16 @@ def _to_group(candidate: Candidate, source: str, config: DataConfig) -> RankedGr
         scores=candidate.scores,
         margins=_margins(candidate),
         split_keys=candidate.split_keys,
+        origin={"where": _where(candidate)},
     )
+
+
+def _where(candidate: Candidate) -> str:
+    """The record a group came from (the first of several), as a preview shows it."""
+    if not candidate.refs:
+        return ""
+    more = f" and {len(candidate.refs) - 1} more records" if len(candidate.refs) > 1 else ""
+    return f"from {candidate.refs[0].where()}{more}"
 
 
 def _margins(candidate: Candidate) -> list[dict[str, Any]] | None:
