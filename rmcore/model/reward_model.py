@@ -49,6 +49,7 @@ from rmcore.model.packing import (
     Segments,
     packed_attention_refusal,
 )
+from rmcore.text import chat_template
 from rmcore.text.tokenizer import load_tokenizer, refuse_pickle_weights, resolve_backbone
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,8 @@ class RewardModel(nn.Module):
             full = merged_state_dict(full, self.lora)
         backbone = {k[len("backbone.") :]: v for k, v in full.items() if k.startswith("backbone.")}
         self.backbone.save_pretrained(directory, state_dict=backbone, safe_serialization=True)
-        self.tokenizer.save_pretrained(directory)
+        # The input format goes with the model as its chat template (rmcore.text.chat_template).
+        input_format = chat_template.save_tokenizer(self.tokenizer, self.tokenize_config, directory)
         if self.reward_head is not None:
             head = {
                 k[len("reward_head.") :]: v.detach().contiguous().cpu()
@@ -292,6 +294,7 @@ class RewardModel(nn.Module):
             "trust_remote_code": self.trust_remote_code,
             "tokenize": self.tokenize_config.model_dump(),
             "reward_stats": self.reward_stats,
+            chat_template.META_KEY: input_format,
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
@@ -407,6 +410,7 @@ def load_reward_model(
     )
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     tokenizer.padding_side = "right"
+    chat_template.restore_backbone_template(tokenizer, meta)
     model = RewardModel(
         backbone,
         tokenizer,
