@@ -40,6 +40,7 @@ from rmcore.register.candidate import (
     RegistrationError,
     read_candidate,
 )
+from rmcore.register.leftovers import remove_run_leftovers
 from rmcore.register.lineage import DatasetRecord, RunRecord, build_run_record
 from rmcore.register.lock import exclusive_registration
 
@@ -184,7 +185,8 @@ def forget_unvalidated(
     client: MlflowClient, exp_id: str, name: str, candidate: ModelCandidate
 ) -> None:
     """Delete versions of this model and data left unvalidated by a killed registration,
-    and mark runs of it that never finished as killed."""
+    mark runs of it that never finished as killed, and delete what those runs left in a
+    local artifact store (rmcore/register/leftovers.py)."""
     for version in client.search_model_versions(candidate.search_filter(name)):
         if version.tags.get(TAG_VALIDATED) != "true":
             log.warning("deleting unvalidated %s version %s", name, version.version)
@@ -197,6 +199,7 @@ def forget_unvalidated(
     for run in runs:
         log.warning("marking unfinished run %s as killed", run.info.run_id)
         client.set_terminated(run.info.run_id, "KILLED")
+        remove_run_leftovers(client, exp_id, run.info.run_id)
 
 
 def validated_version(
