@@ -69,6 +69,7 @@ MEANINGS: dict[str, str] = {
     "not_compared": "every label of the record is a `label_none` value",
     "below_min_score_ratio": "an SHP pair under `min_score_ratio`",
     "no_reply_groups": "a record with nothing to compare (an OpenAssistant tree without replies)",
+    "excluded": "a record `options.where` leaves out",
 }
 
 

@@ -138,6 +138,12 @@ class _TextOptions(_MessageOptions):
         description="Field that decides the split with the prompt (e.g. an item id): groups "
         "sharing either land in one split.",
     )
+    where: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keep only records whose fields have these values (one, or a list), e.g. "
+        "{turn: 1}; others are quarantined as `excluded` (not counted against "
+        "data.max_quarantined_fraction).",
+    )
 
 
 class HHRLHFOptions(_Options):
@@ -151,7 +157,7 @@ class HHRLHFOptions(_Options):
 class PreferenceOptions(_TextOptions):
     """TRL preference rows: explicit or implicit prompt, strings or lists of messages."""
 
-    PATHS = ("prompt", "chosen", "rejected", "margin", "scores", "split_key")
+    PATHS = ("prompt", "chosen", "rejected", "margin", "scores", "split_key", "where")
     prompt: str = Field(
         "prompt", description="Path of the prompt; absent in a row = implicit (shared prefix)."
     )
@@ -212,6 +218,7 @@ class MappingOptions(_PromptOptions):
         "comparisons",
         "comparison_keys",
         "split_key",
+        "where",
     )
     responses: str | list[str] = Field(
         ...,
@@ -300,6 +307,7 @@ class MappingOptions(_PromptOptions):
             raise ValueError("`label` works with exactly two response fields (or give `pairs`)")
         if self.label_scale is not None and self.label_scale[0] == self.label_scale[1]:
             raise ValueError("`label_scale` needs two different ends")
+        _distinct_labels(self)
         if isinstance(self.scores, dict) and not isinstance(self.responses, str):
             raise ValueError("weighted `scores` need `responses` as one list field")
         for key in ("ranks", "scores"):
@@ -316,10 +324,38 @@ class MappingOptions(_PromptOptions):
         return self
 
 
+def label_key(value: Any) -> str:
+    """A label value as compared with the data: 1, 1.0 and "1" are one value, case ignored."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().lower()
+
+
+def _distinct_labels(o: MappingOptions) -> None:
+    seen: dict[str, str] = {}
+    for name in ("label_first", "label_second", "label_tie", "label_none"):
+        for value in getattr(o, name):
+            other = seen.setdefault(label_key(value), name)
+            if other != name:
+                raise ValueError(
+                    f"label value {value!r} is in both `{other}` and `{name}`; a value means "
+                    "one outcome (e.g. `label_tie: []` where no value means a tie)"
+                )
+
+
 class LongOptions(_PromptOptions):
     """One row per completion, grouped into ranked groups by key fields; equal scores tie."""
 
-    PATHS = ("prompt", "messages", "response", "group_by", "score", "rank", "split_key")
+    PATHS = (
+        "prompt",
+        "messages",
+        "response",
+        "group_by",
+        "score",
+        "rank",
+        "split_key",
+        "where",
+    )
     response: str = Field(
         ..., description="Field with the row's completion: text, a message or a conversation."
     )

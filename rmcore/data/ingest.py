@@ -18,6 +18,7 @@ from typing import Any
 from rmcore.core.config import DataConfig, SourceConfig
 from rmcore.core.paths import Layout
 from rmcore.data.adapters import ADAPTERS
+from rmcore.data.adapters.common import columns_of, selected
 from rmcore.data.io import write_splits
 from rmcore.data.merge import merge_pairs
 from rmcore.data.normalize import Deduplicator, clean, finalize
@@ -69,13 +70,16 @@ def _convert(
 ) -> list[Candidate]:
     adapter = ADAPTERS[source.format]
     options = source.parsed_options()
+    where: dict[str, Any] = getattr(options, "where", {})
+    columns = columns_of(*adapter.columns(options), *where)
     candidates: list[Candidate] = []
-    for ref, record in iter_source(source, root, adapter.columns(options)):
+    for ref, record in iter_source(source, root, columns):
         ledger.record_read(ref)
         if isinstance(record, RecordError):
             _reject(ledger, config, ref, record, record.raw)
             continue
         try:
+            selected(record, where)
             made = adapter.convert(record, options)
         except RecordError as exc:
             _reject(ledger, config, ref, exc, record)

@@ -56,6 +56,7 @@ REASONS: dict[str, tuple[Category, str]] = {
     "not_compared": ("filtered", "the labels say the responses were not compared"),
     "below_min_score_ratio": ("filtered", "lower options.min_score_ratio to keep it"),
     "no_reply_groups": ("filtered", "the record has no replies to compare"),
+    "excluded": ("filtered", "left out on purpose by options.where; change it to keep the record"),
     "no_match": (
         "malformed",
         "the text does not fit options.prompt_extract / response_extract; fix the pattern",

@@ -174,12 +174,14 @@ def shortfall(
 ) -> str | None:
     """One line saying why a source kept too little, or None when it kept enough.
 
-    A source fails when it keeps no record, or quarantines more than `limit` of what it read:
-    the line gives the top reasons with counts and the first quarantined record with its fix.
+    A source fails when it keeps no record, or quarantines more than `limit` of what it read
+    (records `options.where` leaves out count for neither): the line gives the top reasons
+    with counts and the first quarantined record with its fix.
     """
     records = section["records"]
     read, kept, quarantined = records["read"], records["kept"], records["quarantined"]
-    if kept > 0 and quarantined <= limit * read:
+    excluded = records["quarantined_by_reason"].get("excluded", 0)  # left out on purpose
+    if kept > 0 and quarantined - excluded <= limit * (read - excluded):
         return None
     why = "kept no record" if kept == 0 else f"quarantined more than {limit:g} of its records"
     line = f"source `{name}` {why}: kept {kept} of {read}"

@@ -149,6 +149,10 @@ def test_wrong_option_name_fails_at_load_with_the_key(tmp_path: Path) -> None:
         ),
         ({"prompt": "q", "responses": ["a", "b"], "ranks": "k"}, "both be single list fields"),
         (
+            {"prompt": "q", "responses": ["a", "b"], "label": "l", "label_first": [0]},
+            "label value 0 is in both `label_first` and `label_tie`",
+        ),
+        (
             {"prompt": "q", "responses": "r", "ranks": "k", "higher_is_better": "maybe"},
             "options.higher_is_better",
         ),

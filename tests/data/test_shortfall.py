@@ -74,3 +74,21 @@ def test_the_cli_exits_2_with_one_line_per_source(tmp_path: Path) -> None:
     assert [line.split("`")[1] for line in failing] == ["a", "b"]
     assert "all_tied 1; first: a.jsonl:1" in failing[0]
     assert "first: b.jsonl:1 field `b`" in failing[1]
+
+
+def test_records_left_out_by_where_are_quarantined_but_not_held_against_the_source(
+    tmp_path: Path,
+) -> None:
+    rows = [pair(f"Q{n}?", "x", "y") | {"turn": 1 if n == 0 else 2} for n in range(4)]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    opts = {"prompt": "q", "responses": ["a", "b"], "label": "label", "where": {"turn": 1}}
+    result = ingest(tmp_path, [source("in.jsonl", **opts)])
+    assert result.source()["records"]["quarantined_by_reason"] == {"excluded": 3}
+    entry = result.quarantine[0]
+    assert (entry["reason"], entry["field"], entry["detail"]) == (
+        "excluded",
+        "turn",
+        "options.where: 2, not 1",
+    )
+    with pytest.raises(IngestError, match="kept no record"):
+        ingest(tmp_path, [source("in.jsonl", **{**opts, "where": {"turn": [3, 4]}})])

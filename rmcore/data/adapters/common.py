@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rmcore.core.formats import label_key
 from rmcore.data import paths
 from rmcore.data.paths import type_name
 from rmcore.data.records import Candidate, RecordError
@@ -168,6 +169,19 @@ def scores_of(
         totals = [t + s for t, s in zip(totals, scores, strict=True)] if names else scores
         names = names or where
     return totals, names
+
+
+def selected(record: Record, where: Mapping[str, Any]) -> None:
+    """Raise `excluded` unless every field of `where` has its value (or one of its values)."""
+    for field, wanted in where.items():
+        accepted = wanted if isinstance(wanted, list) else [wanted]
+        try:
+            value = get(record, field)
+        except RecordError as exc:
+            raise RecordError("excluded", field, f"options.where: {exc.rejection.detail}") from None
+        if label_key(value) not in {label_key(a) for a in accepted}:
+            shown = accepted[0] if len(accepted) == 1 else accepted
+            raise RecordError("excluded", field, f"options.where: {value!r:.40}, not {shown!r:.60}")
 
 
 def user_prompt(content: str) -> list[dict[str, str]]:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rmcore.core.formats import MappingOptions
+from rmcore.core.formats import MappingOptions, label_key
 from rmcore.data.adapters.common import Record, as_list, get, integer, number, required
 from rmcore.data.merge import merge_pairs
 from rmcore.data.records import Candidate, RecordError
@@ -35,21 +35,15 @@ class Judgement:
     margin: float | None = None
 
 
-def _label_key(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip().lower()
-
-
 def _categorical(value: Any, field: str, o: MappingOptions) -> str:
-    key = _label_key(value)
+    key = label_key(value)
     for outcome, accepted in (
         ("first", o.label_first),
         ("second", o.label_second),
         ("tie", o.label_tie),
         ("none", o.label_none),
     ):
-        if key in {_label_key(v) for v in accepted}:
+        if key in {label_key(v) for v in accepted}:
             return outcome
     allowed = [*o.label_first, *o.label_second, *o.label_tie, *o.label_none]
     raise RecordError("invalid_value", field, f"label {value!r:.40} is not one of {allowed}")
