@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from rmcore.core.config import DataConfig
 from rmcore.core.paths import Layout
 from rmcore.data.ingest import run_ingest
+from tests.conftest import REPO_ROOT
+
+DATA_DOC = (REPO_ROOT / "docs" / "data.md").read_text()
 
 
 def write_jsonl(path: Path, rows: list[Any], gz: bool = False) -> Path:
@@ -68,3 +74,10 @@ def ingest(root: Path, sources: list[dict[str, Any]], **data: Any) -> Result:
 def source(path: str, fmt: str = "mapping", name: str = "src", **options: Any) -> dict[str, Any]:
     opts = options or (PAIR_OPTIONS if fmt == "mapping" else {})
     return {"path": path, "format": fmt, "name": name, "options": opts}
+
+
+def readme_example(name: str) -> list[dict[str, Any]]:
+    """The `data.sources` of the docs/data.md snippet headed `# example: <name>`."""
+    blocks = re.findall(r"```yaml\n# example: ([\w-]+)\n(.*?)```", DATA_DOC, flags=re.S)
+    snippets = {key: yaml.safe_load(body) for key, body in blocks}
+    return list(snippets[name]["data"]["sources"])

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from rmcore.data.records import REASONS
-from tests.conftest import REPO_ROOT
-from tests.data.helpers import Result, ingest
-
-DATA_DOC = (REPO_ROOT / "docs" / "data.md").read_text()
-
-
-def readme_example(name: str) -> list[dict[str, Any]]:
-    """The `data.sources` of the docs/data.md snippet headed `# example: <name>`."""
-    blocks = re.findall(r"```yaml\n# example: ([\w-]+)\n(.*?)```", DATA_DOC, flags=re.S)
-    snippets = {key: yaml.safe_load(body) for key, body in blocks}
-    return list(snippets[name]["data"]["sources"])
+from tests.data.helpers import DATA_DOC, Result, ingest, readme_example
 
 
 def _run(tmp_path: Path, shared_data: Path, name: str) -> Result:
