@@ -1,7 +1,8 @@
 """Typed options of each source format (`data.sources[].options` in params.yaml).
 
 Each format has one options model; an unknown option name or a wrong type fails at params load
-time with the key. This module only depends on pydantic so that `rmcore.core.config` can use it.
+time with the key. This module depends only on pydantic and `rmcore.core.fieldpaths`, so that
+`rmcore.core.config` can use it.
 """
 
 from __future__ import annotations
@@ -11,45 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-Step = str | int | None  # a key, a list index, or None for `[*]` (every item)
-
-_NAME = re.compile(r"[^.\[\]]+")
-_BRACKET = re.compile(r"\[(?:(-?\d+)|(\*)|\"([^\"]*)\")\]")
-
-
-def path_steps(path: str) -> tuple[Step, ...]:
-    """`a.b[0].c`, `a[-1]`, `a[*].text`, `a["x.y"]` -> its steps; ValueError says what is wrong."""
-    result: list[Step] = []
-    pos = 0
-    while pos < len(path):
-        dot = pos > 0 and path[pos] == "."
-        name = _NAME.match(path, pos + 1 if dot else pos)
-        if (dot or pos == 0) and name:
-            result.append(name.group())
-            pos = name.end()
-            continue
-        bracket = _BRACKET.match(path, pos)
-        if bracket is None:
-            raise ValueError(
-                f"`{path}` is not a field path (at character {pos + 1}); write keys as `a.b`, "
-                'list items as `a[0]`, `a[-1]` or `a[*]`, odd keys as `a["x.y"]`'
-            )
-        index, star, key = bracket.groups()
-        result.append(key if key is not None else None if star else int(index))
-        pos = bracket.end()
-    if not result:
-        raise ValueError("an empty field path")
-    return tuple(result)
-
-
-def _path_values(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return list(value)
-    return [v for v in value if isinstance(v, str)]
+from rmcore.core.fieldpaths import label_key, path_steps, path_values
 
 
 class _Options(BaseModel):
@@ -60,7 +23,7 @@ class _Options(BaseModel):
     @model_validator(mode="after")
     def _paths_parse(self) -> _Options:
         for name in self.PATHS:
-            for path in _path_values(getattr(self, name)):
+            for path in path_values(getattr(self, name)):
                 try:
                     path_steps(path)
                 except ValueError as exc:
@@ -322,13 +285,6 @@ class MappingOptions(_PromptOptions):
             if isinstance(value, list) and len(value) != len(self.responses):
                 raise ValueError(f"`{key}` needs one field per response field")
         return self
-
-
-def label_key(value: Any) -> str:
-    """A label value as compared with the data: 1, 1.0 and "1" are one value, case ignored."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip().lower()
 
 
 def _distinct_labels(o: MappingOptions) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from rmcore.core.formats import Step, path_steps
+from rmcore.core.fieldpaths import Step, path_steps
 from rmcore.data.records import RecordError
 
 

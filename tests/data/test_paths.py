@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from rmcore.core.config import ConfigError, parse_params
+from rmcore.core.fieldpaths import path_steps
 from rmcore.core.formats import (
     HHRLHFOptions,
     MappingOptions,
     PreferenceOptions,
     WebGPTOptions,
-    path_steps,
 )
 from rmcore.data import paths
 from rmcore.data.adapters.hub import convert_webgpt

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rmcore.core.formats import label_key
+from rmcore.core.fieldpaths import label_key
 from rmcore.data import paths
 from rmcore.data.paths import type_name
 from rmcore.data.records import Candidate, RecordError

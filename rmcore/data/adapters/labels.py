@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rmcore.core.formats import MappingOptions, label_key
+from rmcore.core.fieldpaths import label_key
+from rmcore.core.formats import MappingOptions
 from rmcore.data.adapters.common import Record, as_list, get, integer, number, required
 from rmcore.data.merge import merge_pairs
 from rmcore.data.records import Candidate, RecordError
