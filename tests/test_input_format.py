@@ -5,6 +5,7 @@ the pipeline's reward; long inputs are the pipeline's to truncate."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,6 +39,14 @@ ROWS: list[tuple[list[dict[str, str]], str]] = [
 LONG = ([{"role": "user", "content": " ".join(FILLER * 20)}], "awful rude wrong")
 
 
+def spread_head(model: Any) -> None:
+    """A head with unit-scale weights, so that random-init rewards differ by O(1)."""
+    torch.manual_seed(1)
+    for name, param in model.backbone.named_parameters():
+        if name.startswith(("classifier", "score")):
+            torch.nn.init.normal_(param, std=1.0)
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Reward models saved by the pipeline on a BERT, a plain decoder and a ChatML decoder."""
@@ -51,6 +60,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for kind, backbone in backbones.items():
         torch.manual_seed(0)
         model = build_reward_model(ModelConfig(name=backbone), CFG)
+        spread_head(model)
         model.save_pretrained(root / f"rm-{kind}")
         out[kind] = root / f"rm-{kind}"
     return out
@@ -92,6 +102,7 @@ def test_plain_transformers_on_the_template_gives_the_pipeline_reward(
     with torch.no_grad():
         got = hf(**batch).logits[:, 0].numpy()
     ours = score_texts(load_reward_model(saved[kind]), [m for m, _ in ROWS], [r for _, r in ROWS])
+    assert np.ptp(ours) > 1e-3  # rewards that tell the rows apart
     np.testing.assert_allclose(got, ours, atol=1e-5)
 
 

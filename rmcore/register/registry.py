@@ -40,6 +40,7 @@ from rmcore.register.candidate import (
     RegistrationError,
     read_candidate,
 )
+from rmcore.register.card import model_card
 from rmcore.register.leftovers import remove_run_leftovers
 from rmcore.register.lineage import DatasetRecord, RunRecord, build_run_record
 from rmcore.register.lock import exclusive_registration
@@ -218,14 +219,18 @@ def create_validated_version(
     logged_uri: str,
     candidate: ModelCandidate,
     expected: np.ndarray,
+    description: str = "",
 ) -> ModelVersion:
-    """Register a new version, load it back from the registry, then tag it validated."""
+    """Register a new version (the model card as its description), load it back from the
+    registry, then tag it validated."""
     tags = {
         TAG_MODEL_HASH: candidate.model_hash,
         TAG_DATA_HASH: candidate.data_hash,
         TAG_ACCURACY: repr(candidate.accuracy),
     }
     version = mlflow.register_model(logged_uri, name, tags=tags)
+    if description:
+        client.update_model_version(name, version.version, description=description)
     verify_loads(f"models:/{name}/{version.version}", expected)
     client.set_model_version_tag(name, version.version, TAG_VALIDATED, "true")
     return client.get_model_version(name, version.version)
@@ -234,15 +239,18 @@ def create_validated_version(
 def log_and_register(
     client: MlflowClient, exp_id: str, params: Params, layout: Layout, candidate: ModelCandidate
 ) -> ModelVersion:
-    """One MLflow run: the pipeline's record and the pyfunc model, then a validated version."""
+    """One MLflow run: the pipeline's record, the model card and the pyfunc model, then a
+    validated version."""
     remote = params.model.trust_remote_code
+    card = model_card(params, layout)
     expected = reference_rewards(layout.model_dir, INPUT_EXAMPLE, remote)
     hash_tags = {TAG_MODEL_HASH: candidate.model_hash, TAG_DATA_HASH: candidate.data_hash}
     with mlflow.start_run(experiment_id=exp_id, tags=hash_tags) as run:
         log_run_record(client, run.info.run_id, build_run_record(params, layout))
+        client.log_text(run.info.run_id, card, "README.md")
         logged_uri = log_reward_model(layout, expected, remote)
         name = params.registry.model_name
-        return create_validated_version(client, name, logged_uri, candidate, expected)
+        return create_validated_version(client, name, logged_uri, candidate, expected, card)
 
 
 def log_run_record(client: MlflowClient, run_id: str, record: RunRecord) -> None:
@@ -347,6 +355,8 @@ def apply_gate(
         promote = accuracy >= champ_acc
     if promote:
         client.set_registered_model_alias(name, cfg.champion_alias, version.version)
+        # The registered model reads as its champion's card.
+        client.update_registered_model(name, description=version.description or "")
         challenger = _alias_version(client, name, cfg.challenger_alias)
         if challenger is not None and challenger.version == version.version:
             client.delete_registered_model_alias(name, cfg.challenger_alias)
