@@ -212,6 +212,13 @@ class ModelConfig(_Section):
         description="Every dropout probability of the backbone. 0 (default, as TRL does) "
         "turns dropout off, which trains about 20% faster on CPU; null keeps the backbone's.",
     )
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="Dtype the weights are loaded and kept in. auto: bfloat16 for the frozen "
+        "base of a LoRA run training in bf16 on a GPU, float32 otherwise (full fine-tuning "
+        "keeps fp32 master weights under bf16 autocast). bfloat16 also for full fine-tuning "
+        "halves weight, gradient and AdamW memory, at the cost of updates rounded to bf16.",
+    )
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA adapters (PEFT).")
 
 

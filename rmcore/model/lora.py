@@ -101,6 +101,9 @@ def apply_lora(
         base_model_name_or_path=base_name,
     )
     peft_model = peft.get_peft_model(backbone, config)
+    for param in backbone.parameters():  # adapters (PEFT does it) and head train in fp32
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
     state = LoraState(peft_model, targets, head, cfg.save_adapter)
     for name, module in backbone.named_modules():
         if isinstance(module, peft.tuners.lora.LoraLayer) and ADAPTER in module.scaling:

@@ -30,12 +30,17 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.models.auto.modeling_auto import (
-    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-)
 
 from rmcore.core.config import ConfigError, ModelConfig, TokenizeConfig
+from rmcore.model.backbone import (
+    cast_to,
+    encoder_head,
+    is_decoder,
+    packing_refusal,
+    position_offset,
+    positions_from_mask,
+    varlen_refusal,
+)
 from rmcore.model.lora import (
     LoraState,
     apply_lora,
@@ -43,12 +48,7 @@ from rmcore.model.lora import (
     merged_state_dict,
     save_adapter,
 )
-from rmcore.model.packing import (
-    PACKED_ATTENTION,
-    SEGMENTS_KWARG,
-    Segments,
-    packed_attention_refusal,
-)
+from rmcore.model.packing import PACKED_ATTENTION, SEGMENTS_KWARG, Segments
 from rmcore.text import chat_template
 from rmcore.text.tokenizer import load_tokenizer, refuse_pickle_weights, resolve_backbone
 
@@ -56,20 +56,6 @@ log = logging.getLogger(__name__)
 
 META_FILE = "rmpipe.json"
 HEAD_FILE = "reward_head.safetensors"
-
-
-def is_decoder(config: Any) -> bool:
-    """True for causal language models (GPT-NeoX, Llama, ...), False for encoders (BERT, ...)."""
-    kind = config.model_type
-    return (
-        kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
-    )
-
-
-def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
-    """[N, T] padding mask -> [N, T] position ids counting real tokens only, so a left-padded
-    row gets the positions it would have alone (padding: 0 before, the last one after)."""
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
 def default_pooling(decoder: bool) -> str:
@@ -105,8 +91,10 @@ class RewardModel(nn.Module):
         hidden = backbone.config.hidden_size
         # Non-native poolings need their own head; the class's head stays unused.
         self.reward_head = None if self.native else nn.Linear(hidden, 1)
-        self.position_offset = _position_offset(backbone)
+        self.position_offset = position_offset(backbone)
         self.lora: LoraState | None = None  # set by `apply_lora`
+        # the attention batches run through (set by `rmcore.model.layout.choose_layout`)
+        self.attention: str = backbone.config._attn_implementation
 
     @property
     def config(self) -> Any:
@@ -142,22 +130,34 @@ class RewardModel(nn.Module):
             )
             return out.logits[:, 0].float()  # [N]
         extra: dict[str, Any] = {}
+        backbone_mask: torch.Tensor | None = self._backbone_mask(attention_mask)
         if segments is not None:
-            if self.backbone.config._attn_implementation != PACKED_ATTENTION:
+            if self.backbone.config._attn_implementation == PACKED_ATTENTION:
+                extra[SEGMENTS_KWARG] = segments
+            elif self.decoder and segments.masks is None and not segments.causal_only:
+                # No mask: position ids restarting at 0 mark the sequences, which
+                # flash-attention's varlen kernel (or transformers' block mask) keeps apart.
+                backbone_mask = None
+            else:
                 raise RuntimeError("a packed batch needs model.enable_packing() first")
-            extra[SEGMENTS_KWARG] = segments
+        if self.decoder:  # no key/value cache: nothing is generated (and a cache hides packing)
+            extra["use_cache"] = False
         if position_ids is None and self.decoder and attention_mask.dim() == 2:
             position_ids = positions_from_mask(attention_mask)
         elif position_ids is not None and self.position_offset:
             position_ids = position_ids + self.position_offset
         hidden = self.backbone.base_model(
             input_ids=input_ids,
-            attention_mask=self._backbone_mask(attention_mask),
+            attention_mask=backbone_mask,
             position_ids=position_ids,
             **extra,
         ).last_hidden_state  # [N, T, H]
         pooled = self._pool(hidden, attention_mask, score_index, segments)  # [M, H]
         return self._head(pooled)[:, 0].float()  # [M]
+
+    def enable_varlen_packing(self) -> str | None:
+        """Switch to flash-attention's varlen kernel for packed rows (see `backbone`)."""
+        return varlen_refusal(self.backbone, self.decoder)
 
     def enable_packing(self) -> bool:
         """Switch the backbone to packed attention where this model can score packed rows."""
@@ -165,35 +165,7 @@ class RewardModel(nn.Module):
 
     def packing_refusal(self) -> str | None:
         """Why this model cannot score packed rows (None: it can, and now does)."""
-        name = type(self.backbone).__name__
-        if self.native and not self.decoder and self._encoder_head() is None:
-            return (
-                f"{name}'s classification head is neither a BERT pooler nor a head on the "
-                "first token"
-            )
-        if (
-            self.native
-            and self.decoder
-            and not isinstance(getattr(self.backbone, "score", None), nn.Module)
-        ):
-            return f"{name} has no `score` head"
-        return packed_attention_refusal(self.backbone)
-
-    def _encoder_head(self) -> str | None:
-        """The encoder class's head on pooled first tokens: `pooler` (BERT: pooler, dropout,
-        classifier), `first` (RoBERTa, ELECTRA: a classifier that reads token 0 of the
-        sequences it is given), or None (other heads: padded rows only)."""
-        pooler = getattr(self.backbone.base_model, "pooler", None)
-        # a head trained under LoRA sits in PEFT's wrapper beside its original
-        classifier = getattr(self.backbone, "classifier", None)
-        classifier = getattr(classifier, "original_module", classifier)
-        if not isinstance(classifier, nn.Module):
-            return None
-        if isinstance(pooler, nn.Module):
-            return "pooler"
-        if pooler is None and not isinstance(classifier, nn.Linear):
-            return "first"
-        return None
+        return packing_refusal(self.backbone, self.decoder, self.native)
 
     def _backbone_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """Eager attention adds its mask to the scores: make a boolean 4-D mask additive."""
@@ -208,16 +180,17 @@ class RewardModel(nn.Module):
     def _head(self, pooled: torch.Tensor) -> torch.Tensor:
         """[M, H] pooled states -> [M, 1] scores."""
         if self.reward_head is not None:
-            return self.reward_head(pooled)
+            return self.reward_head(cast_to(self.reward_head, pooled))
         if self.decoder:
-            return self._class_head()(pooled)
+            head = self._class_head()
+            return head(cast_to(head, pooled))
         # The encoder class's own head, on pooled first tokens given as [M, 1, H] sequences.
         classifier = getattr(self.backbone, "classifier")  # noqa: B009 (a Module)
-        if self._encoder_head() == "first":
-            return classifier(pooled[:, None])  # [M, 1]
+        if encoder_head(self.backbone) == "first":
+            return classifier(cast_to(classifier, pooled[:, None]))  # [M, 1]
         pooler = getattr(self.backbone.base_model, "pooler")  # noqa: B009
         dropout = getattr(self.backbone, "dropout", None)
-        x = pooler(pooled[:, None])  # [M, H]
+        x = pooler(cast_to(pooler, pooled[:, None]))  # [M, H]
         return classifier(dropout(x) if isinstance(dropout, nn.Module) else x)
 
     def _class_head(self) -> nn.Module:
@@ -308,10 +281,12 @@ def set_reward_stats(directory: str | Path, stats: dict[str, Any]) -> None:
 
 
 def build_reward_model(
-    cfg: ModelConfig, tokenize_config: TokenizeConfig | None = None
+    cfg: ModelConfig,
+    tokenize_config: TokenizeConfig | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> RewardModel:
-    """A fresh reward model from a backbone name or path (head initialised from torch's RNG:
-    seed it first for reproducible runs)."""
+    """A fresh reward model from a backbone name or path, its weights loaded in `dtype` (head
+    initialised from torch's RNG: seed it first for reproducible runs)."""
     source = resolve_backbone(cfg.name)
     refuse_pickle_weights(source, "model.name")
     tokenizer = load_tokenizer(cfg.name, cfg.trust_remote_code)
@@ -324,7 +299,7 @@ def build_reward_model(
         source,
         use_safetensors=True,
         trust_remote_code=cfg.trust_remote_code,
-        dtype=torch.float32,
+        dtype=dtype,
         **overrides,
     )
     _set_pad_token(backbone, int(tokenizer.pad_token_id), len(tokenizer))
@@ -334,26 +309,6 @@ def build_reward_model(
     if cfg.lora.enabled:
         model.lora = apply_lora(backbone, cfg.lora, cfg.name, train_head=model.native)
     return model
-
-
-def _position_offset(backbone: PreTrainedModel) -> int:
-    """Where explicit position ids start: RoBERTa-style embeddings number the real tokens from
-    pad_id + 1 (fairseq's rule) when they make positions themselves, so the position ids of
-    packed rows, counted from 0, are shifted to match."""
-    embeddings = getattr(backbone.base_model, "embeddings", None)
-    padding_idx = getattr(embeddings, "padding_idx", None)
-    if hasattr(embeddings, "create_position_ids_from_input_ids") and padding_idx is not None:
-        return int(padding_idx) + 1
-    return 0
-
-
-def sliding_window(config: Any) -> int | None:
-    """The sliding-window span of a decoder's windowed layers, or None if it has none."""
-    window = getattr(config, "sliding_window", None)
-    types = getattr(config, "layer_types", None)
-    if not window or (types is not None and "sliding_attention" not in types):
-        return None
-    return int(window)
 
 
 def _set_pad_token(backbone: PreTrainedModel, pad_id: int, vocab: int) -> None:
@@ -383,7 +338,10 @@ def _dropout_overrides(source: str, cfg: ModelConfig) -> dict[str, float]:
 
 
 def load_reward_model(
-    path: str | Path, device: str | torch.device = "cpu", trust_remote_code: bool = False
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    trust_remote_code: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> RewardModel:
     """Load a model written by `RewardModel.save_pretrained` (safetensors only, no pickle).
 
@@ -406,7 +364,7 @@ def load_reward_model(
             "model.trust_remote_code: true (or trust_remote_code=True)"
         )
     backbone = AutoModelForSequenceClassification.from_pretrained(
-        path, use_safetensors=True, dtype=torch.float32, trust_remote_code=trust_remote_code
+        path, use_safetensors=True, dtype=dtype, trust_remote_code=trust_remote_code
     )
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     tokenizer.padding_side = "right"

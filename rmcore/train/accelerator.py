@@ -16,7 +16,7 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType
 from tqdm.auto import tqdm
 
-from rmcore.core.config import TrainConfig
+from rmcore.core.config import ModelConfig, TrainConfig
 from rmcore.model.reward_model import RewardModel
 from rmcore.train.fsdp import fsdp_plugin
 
@@ -75,13 +75,29 @@ def resolve_precision(requested: str, cuda: bool) -> str:
     return requested
 
 
+def weights_dtype(model: ModelConfig, precision: str, cuda: bool) -> torch.dtype:
+    """The dtype weights are loaded in (model.dtype): auto keeps fp32 master weights except
+    for a LoRA run's frozen base training in bf16 on a GPU, which bf16 loses nothing."""
+    if model.dtype == "bfloat16":
+        return torch.bfloat16
+    if model.dtype == "auto" and cuda and precision == "bf16" and model.lora.enabled:
+        return torch.bfloat16
+    return torch.float32
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def make_accelerator(
-    cfg: TrainConfig, native_pooling: bool, model: torch.nn.Module | None = None
+    cfg: TrainConfig,
+    native_pooling: bool,
+    model: torch.nn.Module | None = None,
+    precision: str | None = None,
 ) -> Accelerator:
     """An Accelerator for this machine and launch (single process, DDP or FSDP; FSDP shards
-    `model`'s layers, see `rmcore.train.fsdp`)."""
+    `model`'s layers, see `rmcore.train.fsdp`). `precision`: already resolved, else from cfg."""
     cuda = torch.cuda.is_available()
-    precision = resolve_precision(cfg.mixed_precision, cuda)
+    precision = precision or resolve_precision(cfg.mixed_precision, cuda)
     kwargs: dict[str, Any] = {}
     if cfg.distributed == "fsdp":
         if model is None:

@@ -15,15 +15,15 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import DistributedType, broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 
 from rmcore.core import atomic
@@ -32,12 +32,25 @@ from rmcore.core.hashing import fingerprint
 from rmcore.core.integrity import empty_split
 from rmcore.core.paths import Layout
 from rmcore.model.batches import Batch, BatchLayout, PackedGroups
-from rmcore.model.layout import choose_layout
-from rmcore.model.reward_model import build_reward_model, load_reward_model, set_reward_stats
+from rmcore.model.layout import FLASH_VARLEN, choose_layout
+from rmcore.model.reward_model import (
+    RewardModel,
+    build_reward_model,
+    load_reward_model,
+    set_reward_stats,
+)
 from rmcore.model.scoring import score_groups
 from rmcore.text.tokenize import load_tokenized, read_meta
-from rmcore.train.accelerator import make_accelerator, progress, unwrapped
+from rmcore.train.accelerator import (
+    AUTOCAST_DTYPES,
+    make_accelerator,
+    progress,
+    resolve_precision,
+    unwrapped,
+    weights_dtype,
+)
 from rmcore.train.checkpoint import Checkpoints
+from rmcore.train.memory import peak_memory
 from rmcore.train.numerics import check_finite
 from rmcore.train.plan import Plan, StepBatches, data_hash, make_plan, plan_epoch
 from rmcore.train.steps import make_optimizer, train_step, validate
@@ -108,11 +121,16 @@ def _setup(params: Params, layout: Layout) -> Run:
     if len(data) == 0:
         raise empty_split(layout.tokenized / "train", "train", layout.ingest_report)
     set_seed(cfg.seed)
-    model = build_reward_model(params.model, params.tokenize)
+    cuda = torch.cuda.is_available()
+    precision = resolve_precision(cfg.mixed_precision, cuda)
+    dtype = weights_dtype(params.model, precision, cuda)
+    model = build_reward_model(params.model, params.tokenize, dtype)
     if cfg.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable({"use_reentrant": False})
-    acc = make_accelerator(cfg, model.native, model)
-    batch_layout = choose_layout(model, acc.device, cfg.packing, cfg.share_prefix)
+    acc = make_accelerator(cfg, model.native, model, precision)
+    batch_layout = choose_layout(
+        model, acc.device, cfg.packing, cfg.share_prefix, AUTOCAST_DTYPES.get(precision)
+    )
     if not acc.is_main_process:  # one copy of the logs is enough
         for name in ("rmcore", "accelerate", "transformers"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -211,14 +229,32 @@ def _loop(run: Run) -> None:
     bar.close()
 
 
-def reward_stats(model_dir: Path, run: Run) -> dict:
-    """Mean and std of the saved model's rewards on the validation split (train if empty)."""
+def _saves_live_weights(run: Run) -> bool:
+    """The saved model is the one in memory (not an earlier best checkpoint)."""
+    cfg, state = run.params.train, run.state
+    return not (cfg.keep_best and state.best_dir) or state.best_step == state.step
+
+
+def live_reward_stats(run: Run) -> dict | None:
+    """Reward stats of the model in memory, without loading a second copy: every process
+    under FSDP (each forward pass needs all shards), the main one otherwise (None elsewhere)."""
+    fsdp = run.acc.distributed_type == DistributedType.FSDP
+    if not (fsdp or run.acc.is_main_process):
+        return None
+    model = unwrapped(run.acc, run.model)
+    # flash-attention takes no fp32: fp32 master weights score under the training autocast
+    autocast = run.acc.autocast() if model.attention == FLASH_VARLEN else nullcontext()
+    with autocast:
+        return reward_stats(model, run, run.layout)
+
+
+def reward_stats(model: RewardModel, run: Run, layout: BatchLayout | None = None) -> dict:
+    """Mean and std of `model`'s rewards on the validation split (train if empty), in
+    `layout` (None: the scoring path's choice)."""
     split, pack = ("validation", run.val) if len(run.val) else ("train", run.data)
     if not len(run.val):
         log.warning("validation split is empty; reward stats come from the train split")
-    device = run.acc.device
-    model = load_reward_model(model_dir, device, run.params.model.trust_remote_code)
-    rewards = np.concatenate(score_groups(model, pack, device=device))
+    rewards = np.concatenate(score_groups(model, pack, layout=layout))
     return {
         "mean": float(rewards.mean()),
         "std": float(rewards.std()),
@@ -256,12 +292,15 @@ def _summary(run: Run, wall_start: float, resumed_from: int, stats: dict) -> dic
         "resumed_from_step": resumed_from,
         "reward_mean": stats["mean"],
         "reward_std": stats["std"],
+        "attention": unwrapped(acc, run.model).attention,
+        **peak_memory(acc.device),
     }
 
 
 def _write_outputs(run: Run, layout: Layout, wall_start: float, resumed_from: int) -> dict:
     """Final model (best if keep_best), reward stats, metrics and the step CSV."""
     state_dict = run.acc.get_state_dict(run.model)
+    stats = live_reward_stats(run) if _saves_live_weights(run) else None
     summary: dict[str, Any] = {}
     if run.acc.is_main_process:
         with atomic.atomic_path(layout.model_dir) as target:  # never a half-written model
@@ -269,7 +308,12 @@ def _write_outputs(run: Run, layout: Layout, wall_start: float, resumed_from: in
                 shutil.copytree(run.ckpts.root / run.state.best_dir, target)
             else:
                 unwrapped(run.acc, run.model).save_pretrained(target, state_dict=state_dict)
-            stats = reward_stats(target, run)
+            if stats is None:  # an earlier best: load it once more, in the training dtype
+                dtype = next(unwrapped(run.acc, run.model).parameters()).dtype
+                trust = run.params.model.trust_remote_code
+                best = load_reward_model(target, run.acc.device, trust, dtype)
+                stats = reward_stats(best, run)
+                del best
             set_reward_stats(target, stats)
         summary = _summary(run, wall_start, resumed_from, stats)
         atomic.write_json(layout.train_metrics, summary)
