@@ -1,0 +1,47 @@
+"""benchmarks/gpu_check.py runs end to end in its --quick mode (CPU, tiny Qwen2 config, ours
+packed and padded, TRL) and prints its one JSON line, so the GPU check cannot rot."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+RUN_KEYS = {"pairs_per_s", "tokens_per_s", "train_seconds", "peak_memory_mb", "mfu"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("trl") is None, reason="trl is not installed")
+def test_quick_gpu_check(tmp_path: Path) -> None:
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "gpu_check.py"), "--quick"]
+    done = subprocess.run(
+        [*command, "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout[-2000:]  # one JSON line, logs on stderr
+    result = json.loads(lines[0])
+    assert result["device"] == "cpu" and result["matmul_peak_gflops_bf16"] > 0
+    tiny = result["tiny"]
+    for run in ("ours_packed", "ours_padded", "trl"):
+        assert tiny[run].keys() >= RUN_KEYS, run
+        assert all(tiny[run][key] > 0 for key in RUN_KEYS), tiny[run]
+    packed, padded = tiny["ours_packed"], tiny["ours_padded"]
+    assert (packed["attention"], padded["attention"]) == ("rmcore_packed", "sdpa")
+    assert packed["tokens"] == padded["tokens"] and packed["pairs"] == result["steps"] * 4
+    # TRL trained the same real tokens in the same time budget's units
+    assert tiny["trl"]["tokens_per_s"] * tiny["trl"]["train_seconds"] == pytest.approx(
+        packed["tokens"], rel=0.01
+    )
+    assert tiny["ratio_vs_trl"] > 0 and tiny["attention"] == "rmcore_packed"
