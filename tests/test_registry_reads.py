@@ -5,6 +5,9 @@ dataset split, readable metric keys."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,14 @@ from rmcore import stages
 from rmcore.core import hashing
 from rmcore.core.config import load_params
 from rmcore.core.paths import Layout
-from tests.eval_project import build_project, sqlite_store, write_params
+from rmcore.register.lineage import file_md5
+from tests.eval_project import DVC_MD5, build_project, sqlite_store, write_params
 
 pytestmark = pytest.mark.slow
 
 
+FLOW_RUN = "0b5e3c1a-7d7e-4f0e-9d1c-2f6f3a9b8c7d"
+PREFECT_API = "http://127.0.0.1:4200/api"
 INGEST = {
     "sources": {"sample": {}},
     "totals": {"records_read": 41, "records_kept": 40, "records_quarantined": 1},
@@ -45,10 +51,17 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     layout = build_project(root)
     _write_reports(layout)
     write_params(root, {"register": {"tracking_uri": store}})
+    commit = _git_commit(root)
     params = load_params(root / "params.yaml")
     stages.evaluate(params, layout)
     model_hash = hashing.directory_hash(layout.model_dir)
-    summary = stages.register(params, layout)
+    before = dict(os.environ)
+    os.environ.update({"PREFECT__FLOW_RUN_ID": FLOW_RUN, "PREFECT_API_URL": PREFECT_API})
+    try:
+        summary = stages.register(params, layout)
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     yield {
         "layout": layout,
@@ -57,7 +70,18 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         "run": client.get_run(summary["run_id"]),
         "model_hash": model_hash,
         "store": store,
+        "commit": commit,
     }
+
+
+def _git_commit(root: Path) -> str:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(root)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "params.yaml"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    return subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_the_model_card_is_the_description_and_a_run_artifact(registered: dict[str, Any]) -> None:
@@ -92,3 +116,34 @@ def test_the_model_card_is_the_description_and_a_run_artifact(registered: dict[s
     # The register stage writes into MLflow only: the model directory DVC tracks is untouched.
     assert hashing.directory_hash(layout.model_dir) == registered["model_hash"]
     assert not (layout.model_dir / "README.md").exists()
+
+
+def test_each_split_is_an_input_with_its_own_digest(registered: dict[str, Any]) -> None:
+    layout = registered["layout"]
+    inputs = {d.dataset.name: d for d in registered["run"].inputs.dataset_inputs}
+    assert set(inputs) == {"normalized/train", "normalized/validation", "normalized/test"}
+    for split in ("train", "validation", "test"):
+        logged = inputs[f"normalized/{split}"]
+        assert logged.dataset.digest == file_md5(layout.split_file(split))
+        tags = {t.key: t.value for t in logged.tags}
+        assert tags["dvc_md5"] == DVC_MD5 and tags["mlflow.data.context"]
+    assert len({d.dataset.digest for d in inputs.values()}) == 3
+
+
+def test_the_run_is_named_and_linked_to_code_data_and_flow(registered: dict[str, Any]) -> None:
+    run = registered["run"]
+    assert re.fullmatch(r"reward-model-01234567-\d{8}-\d{6}", run.info.run_name)
+    tags = run.data.tags
+    assert tags["git_commit"] == tags["mlflow.source.git.commit"] == registered["commit"]
+    assert tags["dvc.data_normalized.md5"] == DVC_MD5
+    assert tags["prefect.flow_run_id"] == FLOW_RUN
+    assert tags["prefect.flow_run_url"] == f"http://127.0.0.1:4200/runs/flow-run/{FLOW_RUN}"
+
+
+def test_metric_keys_read_as_words(registered: dict[str, Any]) -> None:
+    keys = set(registered["run"].data.metrics)
+    buckets = ("length_le_16", "length_17_32", "length_33_48", "length_gt_48")
+    assert {f"eval/{bucket}/n_pairs" for bucket in buckets} <= keys
+    assert any(f"eval/{bucket}/accuracy" in keys for bucket in buckets)  # null where no pairs
+    assert "eval/pairwise_accuracy" in keys and "eval/per_source/synthetic/n_pairs" in keys
+    assert not [k for k in keys if "__" in k or "length_buckets" in k]

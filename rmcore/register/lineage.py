@@ -2,18 +2,22 @@
 
 Params come from the validated config with credentials redacted; metrics are the train curves
 (plots/train_steps.csv, one point per step) and every number of metrics/eval.json; reports and
-dvc.lock are logged as text with secrets scrubbed; the normalised splits are run inputs carrying
-the DVC md5 of data/normalized.
+dvc.lock are logged as text with secrets scrubbed; the normalised splits are run inputs, each
+with its own file's md5 as digest and the DVC md5 of data/normalized as a tag; tags link the run
+to its git commit, DVC data and Prefect flow run.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
+import os
 import re
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,14 +34,19 @@ log = logging.getLogger(__name__)
 DATASET_CONTEXTS = {"train": "training", "validation": "validation", "test": "evaluation"}
 
 
+PREFECT_RUN_ENV = "PREFECT__FLOW_RUN_ID"  # set by Prefect in a flow run's process
+
+
 @dataclass(frozen=True)
 class DatasetRecord:
-    """One normalised split logged as a run input."""
+    """One normalised split logged as a run input: its own file's md5 is its digest; the DVC
+    md5 of data/normalized (all splits) links it to the DVC run."""
 
     split: str
     path: Path
     context: str
     dvc_md5: str | None
+    md5: str = ""
 
 
 @dataclass
@@ -58,13 +67,53 @@ def metric_name(*parts: str) -> str:
     return re.sub(r"[^\w\-. :/]", "_", "/".join(parts))
 
 
+def readable_parts(parts: tuple[str, ...]) -> tuple[str, ...]:
+    """A metric path in words: length bucket `<=64` -> `length_le_64`, `65-128` ->
+    `length_65_128`, `>256` -> `length_gt_256` (MLflow keys allow no `<`, `>` or `=`)."""
+    if len(parts) < 2 or parts[0] != "length_buckets":
+        return parts
+    label = parts[1].replace("<=", "le_").replace(">", "gt_").replace("-", "_")
+    return (f"length_{label}", *parts[2:])
+
+
 def numeric_leaves(value: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, float]]:
-    """Every finite number in a nested JSON structure, with its slash-joined path."""
+    """Every finite number in a nested JSON structure, with its slash-joined readable path."""
     if isinstance(value, dict):
         return [leaf for k, v in value.items() for leaf in numeric_leaves(v, (*prefix, str(k)))]
     if isinstance(value, bool) or not isinstance(value, int | float):
         return []
-    return [(metric_name(*prefix), float(value))] if math.isfinite(value) else []
+    name = metric_name(*readable_parts(prefix))
+    return [(name, float(value))] if math.isfinite(value) else []
+
+
+def file_md5(path: Path) -> str:
+    """md5 of a file's bytes (as DVC hashes a file)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_name(model_name: str, record: RunRecord, data_hash: str) -> str:
+    """`<model>-<8 hex of the data>-<UTC time>`: the DVC md5 of data/normalized where
+    dvc.lock records it, else the test data's hash."""
+    data = record.tags.get("dvc.data_normalized.md5") or data_hash
+    return f"{model_name}-{data[:8]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
+def prefect_tags(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Prefect flow run this stage runs in, from the environment (rmcore imports no
+    Prefect): its id, and its page where the Prefect UI or API URL is set."""
+    env = os.environ if env is None else env
+    run_id = env.get(PREFECT_RUN_ENV, "").strip()
+    if not run_id:
+        return {}
+    tags = {"prefect.flow_run_id": run_id}
+    ui = env.get("PREFECT_UI_URL") or env.get("PREFECT_API_URL", "").removesuffix("/")
+    if ui:
+        tags["prefect.flow_run_url"] = f"{ui.removesuffix('/api')}/runs/flow-run/{run_id}"
+    return tags
 
 
 def train_curves(path: Path) -> list[tuple[str, float, int]]:
@@ -145,7 +194,9 @@ def _add_lineage(record: RunRecord, layout: Layout, secrets: list[str]) -> None:
     commit = git_commit(layout.root)
     if commit is not None:
         record.tags["git_commit"] = commit[0]
+        record.tags["mlflow.source.git.commit"] = commit[0]  # shown by the MLflow UI
         record.tags["git_dirty"] = str(commit[1]).lower()
+    record.tags.update(prefect_tags())
     lock = read_dvc_lock(layout.root)
     if lock is None:
         record.missing.append(str(layout.root / "dvc.lock"))
@@ -158,7 +209,7 @@ def _add_lineage(record: RunRecord, layout: Layout, secrets: list[str]) -> None:
     for split, context in DATASET_CONTEXTS.items():
         path = layout.split_file(split)
         if path.is_file():
-            record.datasets.append(DatasetRecord(split, path, context, md5))
+            record.datasets.append(DatasetRecord(split, path, context, md5, file_md5(path)))
         else:
             record.missing.append(str(path))
 

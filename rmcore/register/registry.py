@@ -42,7 +42,7 @@ from rmcore.register.candidate import (
 )
 from rmcore.register.card import model_card
 from rmcore.register.leftovers import remove_run_leftovers
-from rmcore.register.lineage import DatasetRecord, RunRecord, build_run_record
+from rmcore.register.lineage import DatasetRecord, RunRecord, build_run_record, run_name
 from rmcore.register.lock import exclusive_registration
 
 log = logging.getLogger(__name__)
@@ -245,8 +245,10 @@ def log_and_register(
     card = model_card(params, layout)
     expected = reference_rewards(layout.model_dir, INPUT_EXAMPLE, remote)
     hash_tags = {TAG_MODEL_HASH: candidate.model_hash, TAG_DATA_HASH: candidate.data_hash}
-    with mlflow.start_run(experiment_id=exp_id, tags=hash_tags) as run:
-        log_run_record(client, run.info.run_id, build_run_record(params, layout))
+    record = build_run_record(params, layout)
+    title = run_name(params.registry.model_name, record, candidate.data_hash)
+    with mlflow.start_run(experiment_id=exp_id, tags=hash_tags, run_name=title) as run:
+        log_run_record(client, run.info.run_id, record)
         client.log_text(run.info.run_id, card, "README.md")
         logged_uri = log_reward_model(layout, expected, remote)
         name = params.registry.model_name
@@ -285,9 +287,9 @@ def _log_dataset(dataset: DatasetRecord) -> None:
             frame,
             source=dataset.path.resolve().as_uri(),
             name=f"normalized/{dataset.split}",
-            digest=dataset.dvc_md5.removesuffix(".dir") if dataset.dvc_md5 else None,
+            digest=dataset.md5 or None,  # this split's own file
         )
-    tags = {"dvc_md5": dataset.dvc_md5} if dataset.dvc_md5 else None
+    tags = {"md5": dataset.md5, **({"dvc_md5": dataset.dvc_md5} if dataset.dvc_md5 else {})}
     mlflow.log_input(data, context=dataset.context, tags=tags)
 
 
