@@ -128,10 +128,15 @@ def test_documented_eval_keys_are_what_evaluate_writes(tmp_path: Path) -> None:
 
     layout = build_project(tmp_path)
     run_evaluation(EvalConfig(batch_size=4, length_buckets=[16, 32, 48]), layout)
-    metrics = json.loads(layout.eval_metrics.read_text(encoding="utf-8"))
+    headline = json.loads(layout.eval_metrics.read_text(encoding="utf-8"))
     rows = _checked_table(DOCS / "metrics.md", "eval-keys")
     documented = {key for row in rows for key in _ticked(row[0])}
-    assert _flat_keys(metrics, documented) == documented, "docs/metrics.md's key table"
+    assert _flat_keys(headline, documented) == documented, "docs/metrics.md's eval.json table"
+
+    metrics = json.loads(layout.eval_details.read_text(encoding="utf-8"))
+    rows = _checked_table(DOCS / "metrics.md", "eval-details-keys")
+    documented = {key for row in rows for key in _ticked(row[0])}
+    assert _flat_keys(metrics, documented) == documented, "docs/metrics.md's details table"
 
     scorer = set(metrics["baselines"]["longer_wins"])
     assert scorer <= set(metrics), "longer_wins has the model's metrics"

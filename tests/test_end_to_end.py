@@ -204,7 +204,7 @@ def _without_timings(value: Any) -> Any:
 
 
 def test_same_params_data_and_seed_give_the_same_eval_metrics(runs: tuple[Run, Run]) -> None:
-    a, b = (json.loads((run.root / "metrics" / "eval.json").read_text()) for run in runs)
+    a, b = (json.loads((run.root / "metrics" / "eval_details.json").read_text()) for run in runs)
     assert a["n_pairs"] > 20 and 0.0 <= a["pairwise_accuracy"] <= 1.0
     assert _without_timings(a) == _without_timings(b)
     assert a["identity"]["model_hash"] == b["identity"]["model_hash"]  # the same weights

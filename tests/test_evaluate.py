@@ -147,7 +147,17 @@ def test_evaluate_cli_writes_metrics_and_plots(project: Layout) -> None:
 
     params = str(project.root / "params.yaml")
     assert main(["evaluate", "--params", params, "--root", str(project.root)]) == 0
-    metrics = json.loads(project.eval_metrics.read_text())
+    metrics = json.loads(project.eval_details.read_text())
+    headline = json.loads(project.eval_metrics.read_text())
+    assert headline == {
+        **{k: metrics[k] for k in ("pairwise_accuracy", "best_vs_worst_accuracy", "kendall_tau")},
+        "ece": metrics["ece"],
+        "n_pairs": metrics["n_pairs"],
+        "baselines": {
+            name: {k: b[k] for k in ("pairwise_accuracy", "best_vs_worst_accuracy", "kendall_tau")}
+            for name, b in metrics["baselines"].items()
+        },
+    }
     assert metrics["n_groups"] == 24 and metrics["n_pairs"] > 24  # k ranges over 2..4
     for key in ["pairwise_accuracy", "tie_rate", "best_vs_worst_accuracy", "kendall_tau"]:
         assert 0 <= metrics[key] <= 1 or key == "kendall_tau"
@@ -170,7 +180,7 @@ def test_metrics_do_not_depend_on_eval_batch_size(project: Layout) -> None:
     results = []
     for batch_size in (1, 7):
         run_evaluation(EvalConfig(batch_size=batch_size, length_buckets=[16, 32]), project)
-        results.append(dict(numeric_leaves(json.loads(project.eval_metrics.read_text()))))
+        results.append(dict(numeric_leaves(json.loads(project.eval_details.read_text()))))
     for other in results[1:]:
         assert other.keys() == results[0].keys()
         for key, value in results[0].items():

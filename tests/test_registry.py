@@ -240,7 +240,7 @@ def test_champion_evaluated_on_other_data_is_rescored(
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     client.set_model_version_tag("reward-model", "1", TAG_DATA_HASH, "evaluated-elsewhere")
     version = client.get_model_version("reward-model", "1")
-    data_hash = json.loads(a.eval_metrics.read_text())["identity"]["test_data_hash"]
+    data_hash = json.loads(a.eval_details.read_text())["identity"]["test_data_hash"]
     accuracy, how = champion_accuracy(client, cfg, a, version, data_hash)
     assert how == "rescored"
     assert accuracy == pytest.approx(_accuracy(a), abs=1e-9)  # same model, same pairs

@@ -60,6 +60,10 @@ class Layout:
         return self.root / "metrics" / "eval.json"
 
     @property
+    def eval_details(self) -> Path:
+        return self.root / "metrics" / "eval_details.json"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
 

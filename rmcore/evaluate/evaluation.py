@@ -1,4 +1,6 @@
-"""The evaluate stage: score the held-out test split, write metrics/eval.json and plots.
+"""The evaluate stage: score the held-out test split; write the headline metrics
+(metrics/eval.json, what `dvc metrics show` prints), every metric (metrics/eval_details.json)
+and plots.
 
 Rewards come from `rmcore.batching.score_groups`, which does not depend on batch size or
 padding; the metrics are pure functions in `rmcore.metrics`.
@@ -23,6 +25,7 @@ from rmcore.evaluate.metrics import (
     calibration,
     core_metrics,
     evaluation_metrics,
+    headline_metrics,
     ranked_pairs,
 )
 
@@ -101,7 +104,8 @@ def length_bucket_edges(cfg: EvalConfig, layout: Layout) -> list[int]:
 def run_evaluation(
     cfg: EvalConfig, layout: Layout, trust_remote_code: bool = False
 ) -> dict[str, Any]:
-    """Score the test split, write metrics/eval.json and the plots; return the headline."""
+    """Score the test split, write metrics/eval.json (headline), metrics/eval_details.json
+    and the plots; return the headline."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -112,7 +116,9 @@ def run_evaluation(
         "test_data_hash": data_hash,
         "model_hash": hashing.directory_hash(layout.model_dir),
     }
-    atomic.write_json(layout.eval_metrics, metrics)  # NaN -> null, listed with the reason
+    # NaN -> null, listed with the reason; the details first: register reads both
+    atomic.write_json(layout.eval_details, metrics)
+    atomic.write_json(layout.eval_metrics, headline_metrics(metrics))
     metrics = atomic.finite(metrics)
     write_plots(scores, metrics, layout)
     headline = {
@@ -121,7 +127,7 @@ def run_evaluation(
     }
     headline["longer_wins_accuracy"] = metrics["baselines"]["longer_wins"]["pairwise_accuracy"]
     log.info("test split: %s", headline)
-    return {"metrics": str(layout.eval_metrics), **headline}
+    return {"metrics": str(layout.eval_metrics), "details": str(layout.eval_details), **headline}
 
 
 def raw_test_groups(layout: Layout) -> tuple[list[dict[str, Any]], str]:

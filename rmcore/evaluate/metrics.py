@@ -283,8 +283,26 @@ def length_buckets(scores: GroupScores, edges: Sequence[int]) -> dict[str, dict[
     return out
 
 
+HEADLINE_KEYS = ("pairwise_accuracy", "best_vs_worst_accuracy", "kendall_tau", "ece", "n_pairs")
+BASELINE_KEYS = ("pairwise_accuracy", "best_vs_worst_accuracy", "kendall_tau")
+
+
+def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The few numbers of metrics/eval.json (what `dvc metrics show` prints): the model's
+    headline metrics and the same metrics of each baseline."""
+    baselines = metrics["baselines"]
+    return {
+        **{key: metrics[key] for key in HEADLINE_KEYS},
+        "baselines": {
+            name: {key: baseline.get(key) for key in BASELINE_KEYS}
+            for name, baseline in baselines.items()
+        },
+    }
+
+
 def evaluation_metrics(scores: GroupScores, edges: Sequence[int]) -> dict[str, Any]:
-    """Everything metrics/eval.json reports: overall, per length bucket and per source."""
+    """Everything metrics/eval_details.json reports: overall, per length bucket and per
+    source."""
     edges = sorted(edges)
     if not edges:
         raise ValueError("eval.length_buckets needs at least one edge")

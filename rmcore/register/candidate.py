@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from rmcore.core import hashing
 from rmcore.core.config import ConfigError
@@ -39,30 +41,46 @@ class ModelCandidate:
         )
 
 
-def read_candidate(layout: Layout) -> ModelCandidate:
-    """Hashes and accuracy from metrics/eval.json, checked against the model directory."""
-    if not layout.eval_metrics.is_file():
+def _read_metrics(path: Path) -> dict[str, Any]:
+    """One of the evaluate stage's JSON files; a clear error when missing or damaged."""
+    if not path.is_file():
         raise RegistrationError(
-            f"{layout.eval_metrics} not found; run the evaluate stage first (`dvc repro evaluate`)"
+            f"{path} not found; run the evaluate stage first (`dvc repro evaluate`)"
         )
     try:
-        metrics = json.loads(layout.eval_metrics.read_text(encoding="utf-8"))
-        identity = dict(metrics.get("identity") or {})
-    except (ValueError, AttributeError, TypeError) as exc:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        metrics = exc
+    if not isinstance(metrics, dict):
         raise RegistrationError(
-            f"{layout.eval_metrics} is not the JSON the evaluate stage writes ({exc}); run "
+            f"{path} is not the JSON the evaluate stage writes ({metrics}); run "
             "`dvc repro -f evaluate`"
-        ) from exc
+        )
+    return metrics
+
+
+def read_candidate(layout: Layout) -> ModelCandidate:
+    """The held-out accuracy from metrics/eval.json and what was evaluated from
+    metrics/eval_details.json, checked against each other and the model directory."""
+    headline = _read_metrics(layout.eval_metrics)
+    details = _read_metrics(layout.eval_details)
+    identity = details.get("identity")
+    identity = identity if isinstance(identity, dict) else {}
     model_hash = hashing.directory_hash(layout.model_dir)
     if identity.get("model_hash") != model_hash:
         raise RegistrationError(
-            f"{layout.eval_metrics} was computed for another model than {layout.model_dir}; "
+            f"{layout.eval_details} was computed for another model than {layout.model_dir}; "
             "run the evaluate stage again (`dvc repro -f evaluate`)"
         )
-    accuracy = metrics.get("pairwise_accuracy")
+    accuracy = headline.get("pairwise_accuracy")
     if not isinstance(accuracy, int | float):
         raise RegistrationError(
             f"{layout.eval_metrics} has no pairwise_accuracy (no test pairs?); "
-            "check the test split and run evaluate again"
+            "check the test split and run evaluate again (`dvc repro evaluate`)"
         )
-    return ModelCandidate(model_hash, str(identity["test_data_hash"]), float(accuracy))
+    if details.get("pairwise_accuracy") != accuracy:
+        raise RegistrationError(
+            f"{layout.eval_metrics} and {layout.eval_details} come from different "
+            "evaluations; run the evaluate stage again (`dvc repro -f evaluate`)"
+        )
+    return ModelCandidate(model_hash, str(identity.get("test_data_hash")), float(accuracy))

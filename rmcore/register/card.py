@@ -105,7 +105,7 @@ def _eval_section(layout: Layout) -> list[str]:
         *lines,
         "",
         f"{_num(metrics.get('n_pairs'))} pairs; ties count as wrong; expected calibration "
-        f"error {_num(metrics.get('ece'))}. Details: `metrics/eval.json`.",
+        f"error {_num(metrics.get('ece'))}. Details: `metrics/eval_details.json`.",
         "",
     ]
 

@@ -1,10 +1,10 @@
 """What a pipeline run records in the tracking store, as plain data (no MLflow here).
 
 Params come from the validated config with credentials redacted; metrics are the train curves
-(plots/train_steps.csv, one point per step) and every number of metrics/eval.json; reports and
-dvc.lock are logged as text with secrets scrubbed; the normalised splits are run inputs, each
-with its own file's md5 as digest and the DVC md5 of data/normalized as a tag; tags link the run
-to its git commit, DVC data and Prefect flow run.
+(plots/train_steps.csv, one point per step) and every number of metrics/eval_details.json;
+reports and dvc.lock are logged as text with secrets scrubbed; the normalised splits are run
+inputs, each with its own file's md5 as digest and the DVC md5 of data/normalized as a tag;
+tags link the run to its git commit, DVC data and Prefect flow run.
 """
 
 from __future__ import annotations
@@ -166,14 +166,15 @@ def build_run_record(params: Params, layout: Layout) -> RunRecord:
         "reports/tokenize.json": layout.tokenize_report,
         "reports/train.json": layout.train_metrics,
         "reports/eval.json": layout.eval_metrics,
+        "reports/eval_details.json": layout.eval_details,
     }
     for name, path in reports.items():
         if path.is_file():
             record.texts[name] = _text(path, secrets)
         else:
             record.missing.append(str(path))
-    if layout.eval_metrics.is_file():
-        evaluation = json.loads(layout.eval_metrics.read_text(encoding="utf-8"))
+    if layout.eval_details.is_file():  # every number; eval.json holds a few of them
+        evaluation = json.loads(layout.eval_details.read_text(encoding="utf-8"))
         record.metrics += [
             (redact.scrub_text(f"eval/{n}", secrets), v, 0) for n, v in numeric_leaves(evaluation)
         ]
