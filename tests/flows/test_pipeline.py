@@ -142,7 +142,8 @@ def _start_flow(project: Path, env: dict[str, str], *args: str) -> subprocess.Po
 
 def test_concurrent_runs_wait_or_stop_clearly(project: Path, prefect_env: dict[str, str]) -> None:
     owner = owner_path(project)
-    first = _start_flow(project, prefect_env, "--set", "prepare.sleep=8")
+    # long enough for both later runs (each starting its own temporary server) to meet the lock
+    first = _start_flow(project, prefect_env, "--set", "prepare.sleep=25")
     deadline = time.monotonic() + 60
     while not owner.exists():
         assert first.poll() is None, first.communicate()[0]
