@@ -46,8 +46,7 @@ SIZES = {
     "1.5b": (1536, 28, 12, 2, 8960, 151936),
     "tiny": (64, 2, 4, 2, 128, 0),  # 0: the tokenizer's vocabulary
 }
-# pairs per step: padded rows of 2048 tokens without gradient checkpointing must fit 80 GB
-BATCH = {"0.5b": 8, "1.5b": 4, "tiny": 4}
+MAX_BATCH = 8  # pairs per step, fewer where padded rows would not fit the GPU (estimated)
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
@@ -60,7 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="CPU, tiny config, seconds (CI)")
     p.add_argument("--sizes", default=None, help="comma-separated: 0.5b, 1.5b, tiny")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps per run")
-    p.add_argument("--batch", type=int, default=None, help="pairs per step (0.5b: 8, 1.5b: 4)")
+    p.add_argument(
+        "--batch", type=int, default=None, help="pairs per step (default: up to 8, as fits)"
+    )
     p.add_argument("--max-length", type=int, default=None, help="default 2048 (quick: 128)")
     p.add_argument("--skip-trl", action="store_true")
     p.add_argument("--workdir", type=Path, default=None)
@@ -273,8 +274,24 @@ def mfu(model: str, data: Layout, run: dict, peak_gflops: float) -> float:
     return round(flops / run["train_seconds"] / 1e9 / peak_gflops, 4)
 
 
+def fitting_batch(args: argparse.Namespace, size: str) -> int:
+    """The most pairs per step (up to 8) whose padded rows of max_length tokens fit 70% of the
+    GPU by `rmcore.train.memory.estimate`, with room for its error (4 on a CPU)."""
+    from rmcore.train.memory import Plan, Shape, estimate
+
+    if args.device != "cuda":
+        return 4
+    hidden, layers, heads, kv, inter, vocab = SIZES[size]
+    shape = Shape(vocab, hidden, layers, heads, kv, inter)
+    budget = 0.7 * torch.cuda.get_device_properties(0).total_memory
+    batch = MAX_BATCH
+    while batch > 1 and estimate(shape, Plan(tokens=2 * batch * args.max_length))["total"] > budget:
+        batch //= 2
+    return batch
+
+
 def check_size(args: argparse.Namespace, size: str, work: Path, peak: float) -> dict[str, Any]:
-    args = argparse.Namespace(**{**vars(args), "batch": args.batch or BATCH[size]})
+    args = argparse.Namespace(**{**vars(args), "batch": args.batch or fitting_batch(args, size)})
     vocabulary = words(2000)
     tokenizer = make_tokenizer(vocabulary)
     model, n_params = make_model(work, size, tokenizer, args.device)

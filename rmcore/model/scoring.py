@@ -41,8 +41,10 @@ def score_groups(
     and device (`rmcore.model.layout.choose_layout`).
     """
     packed = dataset if isinstance(dataset, PackedGroups) else PackedGroups.from_dataset(dataset)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.to(device)
+    here = next(model.parameters()).device
+    device = torch.device(device) if device is not None else here
+    if device != here:  # (a sharded model stays as it is)
+        model.to(device)
     layout = layout if layout is not None else choose_layout(model, device)
     pad_id = int(model.tokenizer.pad_token_id)
     order = np.argsort(-packed.group_lengths, kind="stable")
