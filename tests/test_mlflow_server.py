@@ -38,6 +38,8 @@ ROWS = [
     },
 ]
 
+CSV = f"prompt,response\n{ROWS[0]['prompt']},{ROWS[0]['response']}\n"  # string prompts
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -177,10 +179,21 @@ def test_models_serve_answers_invocations(
             f"{url}/invocations", json={"dataframe_records": [{"prompt": 3}]}, timeout=60
         )
         assert bad.status_code >= 400
+        misspelt = {"dataframe_records": ROWS, "params": {"normalise": True}}
+        unknown = requests.post(f"{url}/invocations", json=misspelt, timeout=60)
+        assert unknown.status_code == 400 and "normalise" in unknown.text, unknown.text
+        csv = requests.post(
+            f"{url}/invocations",
+            data=CSV.encode(),
+            headers={"Content-Type": "text/csv"},
+            timeout=60,
+        )
+        assert csv.status_code == 200, csv.text
     finally:
         _stop(proc)
     expected = _expected(layout)
     np.testing.assert_allclose(_predictions(raw.json()), expected, atol=1e-5)
+    np.testing.assert_allclose(_predictions(csv.json()), expected[:1], atol=1e-5)
     expected_norm = (expected - REWARD_STATS["mean"]) / REWARD_STATS["std"]
     np.testing.assert_allclose(_predictions(normalised.json()), expected_norm, atol=1e-5)
 

@@ -4,6 +4,7 @@ dataset split, readable metric keys."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -147,3 +150,36 @@ def test_metric_keys_read_as_words(registered: dict[str, Any]) -> None:
     assert any(f"eval/{bucket}/accuracy" in keys for bucket in buckets)  # null where no pairs
     assert "eval/pairwise_accuracy" in keys and "eval/per_source/synthetic/n_pairs" in keys
     assert not [k for k in keys if "__" in k or "length_buckets" in k]
+
+
+def _load_champion(registered: dict[str, Any]) -> Any:
+    mlflow.set_tracking_uri(registered["store"])
+    mlflow.set_registry_uri(registered["store"])
+    return mlflow.pyfunc.load_model("models:/reward-model@champion")
+
+
+def test_pyfunc_scores_csv_rows_as_the_server_parses_them(registered: dict[str, Any]) -> None:
+    """`mlflow models serve` takes text/csv: string prompts, an empty cell an empty response."""
+    from mlflow.pyfunc.scoring_server import parse_csv_input
+
+    from rmcore.model.reward_model import load_reward_model
+    from rmcore.model.scoring import score_texts
+
+    model = _load_champion(registered)
+    csv = 'prompt,response\ntell me about tea,great clear answer\n"rain, again?",\n'
+    frame = parse_csv_input(io.StringIO(csv), schema=model.metadata.get_input_schema())
+    prompts, responses = ["tell me about tea", "rain, again?"], ["great clear answer", ""]
+    expected = score_texts(load_reward_model(registered["layout"].model_dir), prompts, responses)
+    np.testing.assert_allclose(model.predict(frame), expected, atol=1e-5)
+
+
+def test_an_unknown_param_is_an_error(registered: dict[str, Any]) -> None:
+    from mlflow.exceptions import MlflowException
+
+    model = _load_champion(registered)
+    frame = pd.DataFrame({"prompt": ["tea?"], "response": ["great"]})
+    with pytest.raises(MlflowException, match="normalise"):
+        model.predict(frame, params={"normalise": True})
+    with pytest.raises(MlflowException, match="normalise"):
+        model.predict(frame, params={"normalize": True, "normalise": True})
+    assert model.predict(frame, params={"batch_size": 2}).shape == (1,)  # known params pass

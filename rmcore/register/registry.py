@@ -121,10 +121,13 @@ def _pip_requirements() -> list[str]:
 
 def _signature() -> Any:
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
+    # `prompt` is a string or a list of messages. Typed `string` (not AnyType) so that the
+    # scoring server can read text/csv (it needs a pandas type per column); MLflow's string
+    # check passes object columns, lists of messages included, as they are.
     return ModelSignature(
-        inputs=Schema([ColSpec(AnyType(), "prompt"), ColSpec("string", "response")]),
+        inputs=Schema([ColSpec("string", "prompt"), ColSpec("string", "response")]),
         outputs=Schema([ColSpec("double", "reward")]),
         params=ParamSchema(
             [
