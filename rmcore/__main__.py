@@ -93,7 +93,9 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         "--normalize", action="store_true", help="(reward - mean) / std of validation rewards"
     )
     score.add_argument("--batch-size", type=int, default=SCORE_BATCH_SIZE)
-    score.add_argument("--params", type=Path, default=None, help="default: ./params.yaml if any")
+    score.add_argument(
+        "--params", type=Path, default=None, help="default: <root>/params.yaml if any"
+    )
     score.add_argument("--root", type=Path, default=Path("."), help="project root")
 
 
@@ -101,7 +103,7 @@ def _score(args: argparse.Namespace) -> int:
     from rmcore.core.paths import Layout
     from rmcore.register.score_file import register_config, score_file
 
-    cfg = register_config(args.params or DEFAULT_PARAMS, explicit=args.params is not None)
+    cfg = register_config(args.params, args.root)
     try:
         summary = score_file(
             args.input,

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,14 @@ from rmcore.core import hashing
 from rmcore.core.config import load_params
 from rmcore.core.paths import Layout
 from rmcore.register.lineage import file_md5
-from tests.eval_project import DVC_MD5, build_project, sqlite_store, write_params
+from tests.eval_project import (
+    DVC_MD5,
+    REPO_ROOT,
+    build_project,
+    run_cli,
+    sqlite_store,
+    write_params,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -183,3 +191,67 @@ def test_an_unknown_param_is_an_error(registered: dict[str, Any]) -> None:
     with pytest.raises(MlflowException, match="normalise"):
         model.predict(frame, params={"normalize": True, "normalise": True})
     assert model.predict(frame, params={"batch_size": 2}).shape == (1,)  # known params pass
+
+
+ROWS = [
+    {"prompt": "tell me about tea", "response": "great clear answer"},
+    {"prompt": [{"role": "user", "content": "rain?"}], "response": "awful rude"},
+]
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _expected(registered: dict[str, Any]) -> np.ndarray:
+    from rmcore.model.reward_model import load_reward_model
+    from rmcore.model.scoring import score_texts
+
+    model = load_reward_model(registered["layout"].model_dir)
+    return score_texts(model, [r["prompt"] for r in ROWS], [r["response"] for r in ROWS])
+
+
+def test_score_works_from_any_directory_and_creates_no_store(
+    registered: dict[str, Any], tmp_path: Path
+) -> None:
+    elsewhere, empty = tmp_path / "elsewhere", tmp_path / "empty"
+    elsewhere.mkdir()
+    empty.mkdir()
+    rows = elsewhere / "rows.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    root = str(registered["layout"].root)
+    done = run_cli(elsewhere, "score", "--input", "rows.jsonl", "--root", root, env=_clean_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    rewards = [json.loads(line)["reward"] for line in done.stdout.splitlines()]
+    np.testing.assert_allclose(rewards, _expected(registered), atol=1e-5)
+    refused = run_cli(
+        elsewhere, "score", "--input", "rows.jsonl", "--root", str(empty), env=_clean_env()
+    )
+    assert refused.returncode == 2
+    assert f"no MLflow store at {empty / 'mlflow.db'}" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not list(elsewhere.glob("mlflow.db*")) and not list(empty.iterdir())
+
+
+def test_the_docs_pyfunc_snippet_works_from_any_directory(
+    registered: dict[str, Any], tmp_path: Path
+) -> None:
+    text = (REPO_ROOT / "docs" / "registry.md").read_text(encoding="utf-8")
+    section = text.split("### Python (pyfunc)", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    store = registered["store"].removeprefix("sqlite:///")
+    assert "/path/to/project/mlflow.db" in snippet
+    code = snippet.replace("/path/to/project/mlflow.db", store)
+    code = code.replace("model.predict(rows)  #", "print(model.predict(rows).tolist())  #")
+    code = code.replace('"How do I boil an egg?"', repr(ROWS[0]["prompt"]))
+    code = code.replace('"Simmer it 8 minutes."', repr(ROWS[0]["response"]))
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    np.testing.assert_allclose(
+        json.loads(done.stdout.splitlines()[0]), _expected(registered)[:1], atol=1e-5
+    )
+    assert not list(tmp_path.glob("mlflow.db*"))

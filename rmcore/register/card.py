@@ -141,19 +141,21 @@ def _format_section(meta: dict[str, Any]) -> list[str]:
     ]
 
 
-def _usage_section(name: str, alias: str) -> list[str]:
+def _usage_section(name: str, alias: str, tracking_uri: str) -> list[str]:
     uri = f"models:/{name}@{alias}"
     return [
         "## Scoring",
         "",
         "```python",
         "import mlflow, pandas as pd",
+        f'mlflow.set_tracking_uri("{tracking_uri}")',
         f'model = mlflow.pyfunc.load_model("{uri}")',
         'rows = pd.DataFrame({"prompt": ["How do I boil an egg?"], "response": ["Simmer 8 min."]})',
         'model.predict(rows)  # raw; params={"normalize": True} for normalised rewards',
         "```",
         "",
         "```bash",
+        f"export MLFLOW_TRACKING_URI={tracking_uri}",
         f"mlflow models serve -m {uri} --env-manager local --port 5001",
         "curl -s localhost:5001/invocations -H 'Content-Type: text/csv' \\",
         "  --data-binary $'prompt,response\\nHi,Hello!\\n'",
@@ -179,8 +181,14 @@ def _usage_section(name: str, alias: str) -> list[str]:
     ]
 
 
-def model_card(params: Params, layout: Layout, model_meta: dict[str, Any] | None = None) -> str:
-    """The card of the model in `layout` (Markdown)."""
+def model_card(
+    params: Params,
+    layout: Layout,
+    tracking_uri: str = "<tracking URI>",
+    model_meta: dict[str, Any] | None = None,
+) -> str:
+    """The card of the model in `layout` (Markdown); `tracking_uri` (passwords hidden) is
+    where consumers find it."""
     from rmcore.model.reward_model import META_FILE
 
     meta = model_meta if model_meta is not None else _read(layout.model_dir / META_FILE)
@@ -195,6 +203,6 @@ def model_card(params: Params, layout: Layout, model_meta: dict[str, Any] | None
         *_data_section(layout),
         *_eval_section(layout),
         *_format_section(meta),
-        *_usage_section(cfg.model_name, cfg.champion_alias),
+        *_usage_section(cfg.model_name, cfg.champion_alias, tracking_uri),
     ]
     return "\n".join(lines)

@@ -72,6 +72,20 @@ def resolve_tracking_uri(cfg: RegisterConfig, layout: Layout) -> str:
     return uri
 
 
+def require_store(uri: str) -> None:
+    """Refuse a SQLite store that does not exist: reading it would create an empty one (and
+    find nothing in it)."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///") :].split("?")[0])
+    if not path.is_file():
+        raise ValueError(
+            f"no MLflow store at {path}, so no registered model there; point at the project "
+            "that registered it (--root, --params, register.tracking_uri or "
+            "$MLFLOW_TRACKING_URI), or run the register stage first"
+        )
+
+
 def _is_local_store(uri: str) -> bool:
     return not uri.startswith(("http://", "https://", "databricks"))
 
@@ -245,7 +259,7 @@ def log_and_register(
     """One MLflow run: the pipeline's record, the model card and the pyfunc model, then a
     validated version."""
     remote = params.model.trust_remote_code
-    card = model_card(params, layout)
+    card = model_card(params, layout, redact.redact_uri(client.tracking_uri))
     expected = reference_rewards(layout.model_dir, INPUT_EXAMPLE, remote)
     hash_tags = {TAG_MODEL_HASH: candidate.model_hash, TAG_DATA_HASH: candidate.data_hash}
     record = build_run_record(params, layout)
@@ -381,6 +395,7 @@ def score_rows(
     batch_size: int,
 ) -> np.ndarray:
     """Rewards of (prompt, response) rows from a registered or logged pyfunc model."""
+    require_store(resolve_tracking_uri(cfg, layout))
     client = connect(cfg, layout)
     try:
         mlflow.models.get_model_info(model_uri)  # resolves the URI; runs none of its code

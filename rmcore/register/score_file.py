@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from rmcore.core.atomic import write_text
-from rmcore.core.config import SCORE_BATCH_SIZE, RegisterConfig, load_params
+from rmcore.core.config import DEFAULT_PARAMS, SCORE_BATCH_SIZE, RegisterConfig, load_params
 from rmcore.core.paths import Layout
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,13 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def register_config(params_path: Path, explicit: bool) -> RegisterConfig:
-    """The `register:` section of the params file; defaults where there is no params file."""
-    if not explicit and not params_path.is_file():
-        return RegisterConfig()
+def register_config(params_path: Path | None, root: Path) -> RegisterConfig:
+    """The `register:` section of `params_path`, else of the project's params.yaml (under
+    `root`, not the working directory); defaults where the project has none."""
+    if params_path is None:
+        params_path = root / DEFAULT_PARAMS
+        if not params_path.is_file():
+            return RegisterConfig()
     return load_params(params_path).registry
 
 
