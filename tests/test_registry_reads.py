@@ -66,23 +66,27 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     params = load_params(root / "params.yaml")
     stages.evaluate(params, layout)
     model_hash = hashing.directory_hash(layout.model_dir)
-    before = dict(os.environ)
+    # mlflow.set_tracking_uri/set_registry_uri (register, and the tests here) also export
+    # $MLFLOW_TRACKING_URI/$MLFLOW_REGISTRY_URI: put both back for the modules after this one.
+    before, uri = dict(os.environ), mlflow.get_tracking_uri()
     os.environ.update({"PREFECT__FLOW_RUN_ID": FLOW_RUN, "PREFECT_API_URL": PREFECT_API})
     try:
         summary = stages.register(params, layout)
+        client = MlflowClient(tracking_uri=store, registry_uri=store)
+        yield {
+            "layout": layout,
+            "summary": summary,
+            "client": client,
+            "run": client.get_run(summary["run_id"]),
+            "model_hash": model_hash,
+            "store": store,
+            "commit": commit,
+        }
     finally:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri("")
         os.environ.clear()
         os.environ.update(before)
-    client = MlflowClient(tracking_uri=store, registry_uri=store)
-    yield {
-        "layout": layout,
-        "summary": summary,
-        "client": client,
-        "run": client.get_run(summary["run_id"]),
-        "model_hash": model_hash,
-        "store": store,
-        "commit": commit,
-    }
 
 
 def _git_commit(root: Path) -> str:

@@ -1,6 +1,7 @@
 """MLflow: the run of a pipeline, the pyfunc reward model, the registry and its aliases.
 
-The only rmcore module (with rmcore/register/pyfunc_model.py) that imports mlflow. Tracking URI:
+Nothing outside rmcore/register imports mlflow (the pyfunc model, `rmpipe score` and the
+cleanup of killed runs beside this module do). Tracking URI:
 `register.tracking_uri` > `$MLFLOW_TRACKING_URI` > `sqlite:////<project>/mlflow.db` with artifacts
 in `<project>/mlartifacts`.
 
@@ -70,20 +71,6 @@ def resolve_tracking_uri(cfg: RegisterConfig, layout: Layout) -> str:
         # A relative SQLite path means relative to the project, not to the working directory.
         return "sqlite:///" + str((layout.root / uri[len("sqlite:///") :]).resolve())
     return uri
-
-
-def require_store(uri: str) -> None:
-    """Refuse a SQLite store that does not exist: reading it would create an empty one (and
-    find nothing in it)."""
-    if not uri.startswith("sqlite:///"):
-        return
-    path = Path(uri[len("sqlite:///") :].split("?")[0])
-    if not path.is_file():
-        raise ValueError(
-            f"no MLflow store at {path}, so no registered model there; point at the project "
-            "that registered it (--root, --params, register.tracking_uri or "
-            "$MLFLOW_TRACKING_URI), or run the register stage first"
-        )
 
 
 def _is_local_store(uri: str) -> bool:
@@ -384,28 +371,6 @@ def apply_gate(
     gate["decision"] = cfg.champion_alias if promote else cfg.challenger_alias
     log.info("%s version %s -> %s (%s)", name, version.version, gate["decision"], gate)
     return gate
-
-
-def score_rows(
-    frame: pd.DataFrame,
-    model_uri: str,
-    cfg: RegisterConfig,
-    layout: Layout,
-    normalize: bool,
-    batch_size: int,
-) -> np.ndarray:
-    """Rewards of (prompt, response) rows from a registered or logged pyfunc model."""
-    require_store(resolve_tracking_uri(cfg, layout))
-    client = connect(cfg, layout)
-    try:
-        mlflow.models.get_model_info(model_uri)  # resolves the URI; runs none of its code
-    except MlflowException as exc:
-        raise ValueError(
-            f"cannot load {model_uri}: {exc.message}; run the register stage first or pass "
-            "--model-uri (and check $MLFLOW_TRACKING_URI / register.tracking_uri)"
-        ) from exc
-    params = {"normalize": normalize, "batch_size": batch_size}
-    return isolated.predict(model_uri, frame, client.tracking_uri, params)
 
 
 def register_model(params: Params, layout: Layout) -> dict[str, Any]:

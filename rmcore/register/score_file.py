@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rmcore.core.atomic import write_text
@@ -50,6 +51,49 @@ def register_config(params_path: Path | None, root: Path) -> RegisterConfig:
     return load_params(params_path).registry
 
 
+def require_store(uri: str) -> None:
+    """Refuse a SQLite store that does not exist: reading it would create an empty one (and
+    find nothing in it)."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///") :].split("?")[0])
+    if not path.is_file():
+        raise ValueError(
+            f"no MLflow store at {path}, so no registered model there; point at the project "
+            "that registered it (--root, --params, register.tracking_uri or "
+            "$MLFLOW_TRACKING_URI), or run the register stage first"
+        )
+
+
+def score_rows(
+    frame: pd.DataFrame,
+    model_uri: str,
+    cfg: RegisterConfig,
+    layout: Layout,
+    normalize: bool,
+    batch_size: int,
+) -> np.ndarray:
+    """Rewards of (prompt, response) rows from a registered or logged pyfunc model, scored in
+    a fresh interpreter with the model's own code."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from rmcore.register import isolated
+    from rmcore.register.registry import connect, resolve_tracking_uri
+
+    require_store(resolve_tracking_uri(cfg, layout))
+    client = connect(cfg, layout)
+    try:
+        mlflow.models.get_model_info(model_uri)  # resolves the URI; runs none of its code
+    except MlflowException as exc:
+        raise ValueError(
+            f"cannot load {model_uri}: {exc.message}; run the register stage first or pass "
+            "--model-uri (and check $MLFLOW_TRACKING_URI / register.tracking_uri)"
+        ) from exc
+    params = {"normalize": normalize, "batch_size": batch_size}
+    return isolated.predict(model_uri, frame, client.tracking_uri, params)
+
+
 def score_file(
     input_path: Path,
     output: Path | None,
@@ -61,7 +105,6 @@ def score_file(
 ) -> dict[str, Any]:
     """Score every row of `input_path`; write JSONL to `output` (stdout when None)."""
     from rmcore.register.pyfunc_model import as_prompt
-    from rmcore.register.registry import score_rows
 
     rows = read_rows(input_path)
     uri = model_uri or f"models:/{cfg.model_name}@{cfg.champion_alias}"
