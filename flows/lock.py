@@ -7,16 +7,14 @@ a second run waits up to a timeout, then stops with a message naming the holder.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
+from rmcore.core.owner import claimed, holder
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +35,6 @@ def owner_path(root: Path) -> Path:
     return lock_path(root).with_name(LOCK_NAME + ".owner")
 
 
-def _holder(root: Path) -> str:
-    try:
-        info = json.loads(owner_path(root).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "an unknown process"
-    return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}"
-
-
 @contextmanager
 def project_lock(root: Path, timeout: float, run_label: str = "") -> Iterator[Path]:
     """Hold the project's pipeline lock; wait at most `timeout` seconds for it."""
@@ -55,22 +45,22 @@ def project_lock(root: Path, timeout: float, run_label: str = "") -> Iterator[Pa
         lock.acquire(timeout=0)
     except Timeout:
         log.warning(
-            "another pipeline run holds %s (%s); waiting up to %gs", path, _holder(root), timeout
+            "another pipeline run holds %s (%s); waiting up to %gs",
+            path,
+            holder(owner_path(root)),
+            timeout,
         )
         try:
             lock.acquire(timeout=timeout, poll_interval=0.5)
         except Timeout:
+            who = holder(owner_path(root))
             raise PipelineLocked(
-                f"another pipeline run of {root} is in progress ({_holder(root)}; lock {path}). "
+                f"another pipeline run of {root} is in progress ({who}; lock {path}). "
                 f"Gave up after waiting {timeout:g}s. Wait for it to finish, or raise "
                 "--lock-timeout / RMPIPE_LOCK_TIMEOUT to wait longer."
             ) from None
-    owner = owner_path(root)
-    since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "since": since, "run": run_label}
-    owner.write_text(json.dumps(info), encoding="utf-8")
     try:
-        yield path
+        with claimed(owner_path(root), run=run_label):
+            yield path
     finally:
-        owner.unlink(missing_ok=True)
         lock.release()

@@ -17,11 +17,8 @@ link to one directory share one lock, as they must.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import socket
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,20 +26,13 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from rmcore.core.config import ConfigError
+from rmcore.core.owner import claimed, holder
 
 WAIT_S = 5.0
 
 
 class TrainingLocked(ConfigError):
     """Another training of the same project is running."""
-
-
-def _holder(owner: Path) -> str:
-    try:
-        info = json.loads(owner.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "a process that has not said who it is"
-    return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}"
 
 
 def lock_path(checkpoints: Path) -> Path:
@@ -64,16 +54,13 @@ def training_lock(checkpoints: Path, wait_s: float = WAIT_S) -> Iterator[Path]:
     try:
         lock.acquire(timeout=wait_s)
     except Timeout:
+        who = holder(owner, "a process that has not said who it is")
         raise TrainingLocked(
-            f"another training of this project is running ({_holder(owner)}; it holds {path} "
+            f"another training of this project is running ({who}; it holds {path} "
             f"for {checkpoints}); wait for it to finish or stop it, then run train again"
         ) from None
-    since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "since": since}
-    info["checkpoints"] = str(checkpoints.resolve())
-    owner.write_text(json.dumps(info), encoding="utf-8")
     try:
-        yield path
+        with claimed(owner, checkpoints=str(checkpoints.resolve())):
+            yield path
     finally:
-        owner.unlink(missing_ok=True)
         lock.release()
