@@ -18,10 +18,11 @@ rmcore/core/procs.py), so a flow killed with SIGKILL leaves no stage running.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -222,31 +223,56 @@ def _through_shim(shim: str, commands: set[str]) -> Callable[[str, tuple[Any, ..
 def shell_main(argv: list[str]) -> int:
     """The shim, called by DVC as `$SHELL -c CMD`: run CMD (under the stage's launcher, if
     any) with the real shell, and record its exit status for the flow."""
-    _die_with_parent()
     shell, status = os.environ.pop(_SHELL), os.environ.pop(_STATUS)
     launcher = os.environ.pop(_LAUNCHER, "")
     os.environ["SHELL"] = shell
     if len(argv) != 2 or argv[0] != "-c":
+        _die_with_parent()
         os.execv(shell, [shell, *argv])  # not a stage command
     command = launched_command(argv[1], launcher) if launcher else argv[1]
     if launcher:
         print(f"> {command}", flush=True)
-    # The command (or its launcher) dies with the shim; the shim has one thread, so
-    # preexec_fn is safe here. An exec keeps the request, so it reaches what `sh` runs.
-    tie = functools.partial(die_with_parent, os.getpid())
-    code = subprocess.call([shell, "-c", command], preexec_fn=tie)
+    code = _run_as_group(shell, command)
     with open(status, "a", encoding="utf-8") as out:
         out.write(json.dumps({"command": argv[1], "exit_status": code}) + "\n")
     return code
 
 
-def _die_with_parent() -> None:
+def _run_as_group(shell: str, command: str) -> int:
+    """Run `shell -c command` as a process group that dies with this shim's parent.
+
+    The shell may fork the command rather than become it (dash does), and the command may
+    start processes of its own, none of them ours to tie: so the shim asks for SIGTERM when
+    its parent exits, and its handler kills the whole group before the shim exits. SIGTERM
+    stays blocked until the handler is in place, so that no moment is left uncovered.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    _die_with_parent(signal.SIGTERM)
+
+    def in_child() -> None:  # the shim has one thread, so preexec_fn is safe here
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        die_with_parent(shim, signal.SIGKILL)  # the shell, should the shim be SIGKILLed
+
+    shim = os.getpid()
+    child = subprocess.Popen([shell, "-c", command], process_group=0, preexec_fn=in_child)
+
+    def stop_group(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop_group)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    return child.wait()
+
+
+def _die_with_parent(signum: int = signal.SIGKILL) -> None:
     """Die with the process that started this one (the flow, or DVC in the child), even when
     it is SIGKILLed: no stage goes on running for a flow that is gone (rmcore/core/procs.py).
     The parent's pid travels in the environment, so a parent that died before the request
     is noticed too."""
     expected = os.environ.pop(_PARENT, "")
-    die_with_parent(int(expected) if expected.isdigit() else None)
+    die_with_parent(int(expected) if expected.isdigit() else None, signum)
 
 
 def run_command(

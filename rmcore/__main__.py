@@ -1,4 +1,4 @@
-"""Command line: `python -m rmcore <stage>` (also installed as `rmpipe`)."""
+"""Command line: `python -m rmcore <command>` (also installed as `rmpipe`, which adds `run`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeGuard
 
-from rmcore.core.config import DEFAULT_PARAMS, SCORE_BATCH_SIZE, ConfigError, load_params
-from rmcore.core.procs import die_with_parent
+from rmcore import __version__
+from rmcore.core.config import DEFAULT_PARAMS, SCORE_BATCH_SIZE, ConfigError, Params
+from rmcore.core.procs import die_with_stage_starter
 
 PARENT_AT_START = os.getppid()  # the parent at start-up: if it changes, it has died
 
@@ -51,7 +53,8 @@ FILESYSTEM_ERRORS = {
 PATH_ONLY = {errno.EACCES, errno.EPERM}  # reported as file-system errors only with a path
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(extra: Sequence[tuple[str, str]] = ()) -> argparse.ArgumentParser:
+    """The CLI; `extra` lists (command, help) handled before this parser (`rmpipe run`)."""
     parser = argparse.ArgumentParser(
         prog="rmpipe",
         description=__doc__,
@@ -59,11 +62,13 @@ def _parser() -> argparse.ArgumentParser:
         f"or input data (the message names file, key or line); {EXIT_FILESYSTEM} the file "
         "system refused (disk full, quota, permissions, read-only; the message names the path)",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in extra:
+        sub.add_parser(name, help=text, add_help=False)
     for name in STAGE_NAMES:
         stage = sub.add_parser(name, help=f"run the {name} stage")
-        stage.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
-        stage.add_argument("--root", type=Path, default=Path("."), help="project root")
+        _add_params_options(stage)
         if name == "ingest":
             stage.add_argument(
                 "--preview",
@@ -72,10 +77,46 @@ def _parser() -> argparse.ArgumentParser:
                 help="print each source's first N groups and its accounting; write nothing",
             )
     _add_score_parser(sub)
+    shown = sub.add_parser(
+        "params", help="print the effective params (YAML, defaults filled in) and check them"
+    )
+    _add_params_options(shown)
     sample = sub.add_parser("sample", help="regenerate the embedded synthetic dataset")
     sample.add_argument("--out", type=Path, default=Path("data/sample"))
     sample.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _add_params_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--root", type=Path, default=Path("."), help="project root")
+    command.add_argument(
+        "--params", type=Path, default=None, help="params file (default: <root>/params.yaml)"
+    )
+    command.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a param for this command only, e.g. train.epochs=2 (value in YAML; "
+        "+KEY=VALUE adds a key); params.yaml is not changed",
+    )
+
+
+def _params(args: argparse.Namespace) -> Params:
+    """The params of this invocation: the file (default under --root) plus its --set."""
+    from rmcore.core.overrides import load_params_with
+
+    path = args.params if args.params is not None else args.root / DEFAULT_PARAMS
+    return load_params_with(path, args.overrides)
+
+
+def _show_params(args: argparse.Namespace) -> int:
+    import yaml
+
+    params = _params(args)
+    print(yaml.safe_dump(params.model_dump(mode="json", by_alias=True), sort_keys=False), end="")
+    return 0
 
 
 def _add_score_parser(sub: argparse._SubParsersAction) -> None:
@@ -123,39 +164,40 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_stage(name: str, params_path: Path, root: Path) -> int:
+def _run_stage(args: argparse.Namespace) -> int:
     from rmcore import stages
     from rmcore.core.paths import Layout
 
-    params = load_params(params_path)
-    summary = stages.STAGES[name](params, Layout(root))
+    summary = stages.STAGES[args.command](_params(args), Layout(args.root))
     print(json.dumps(summary, indent=2, sort_keys=True, default=str))
     return 0
 
 
-def _preview(params_path: Path, root: Path, n: int) -> int:
+def _preview(args: argparse.Namespace) -> int:
     from rmcore.data.preview import preview
 
-    text, fine = preview(load_params(params_path).data, root, n)
+    text, fine = preview(_params(args).data, args.root, args.preview)
     print(text, end="")
     return 0 if fine else EXIT_CONFIG
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `rmpipe` console script."""
+def main(argv: Sequence[str] | None = None, extra: Sequence[tuple[str, str]] = ()) -> int:
+    """Entry point of `python -m rmcore`; `extra`: commands a caller handles (listed in --help)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    args = _parser().parse_args(argv)
+    args = _parser(extra).parse_args(argv)
     if args.command in STAGE_NAMES and os.environ.get("DVC_STAGE"):
         # Started by `dvc repro` (or the flow through it): die with it, even when it is
         # SIGKILLed, instead of training on as an orphan (see rmcore/core/procs.py).
-        die_with_parent(PARENT_AT_START)
+        die_with_stage_starter(PARENT_AT_START)
     try:
         if getattr(args, "preview", None) is not None:
-            return _preview(args.params, args.root, args.preview)
+            return _preview(args)
         if args.command in STAGE_NAMES:
-            return _run_stage(args.command, args.params, args.root)
+            return _run_stage(args)
+        if args.command == "params":
+            return _show_params(args)
         if args.command == "score":
             return _score(args)
         if args.command == "sample":

@@ -107,7 +107,12 @@ def _holder(root: Path) -> int | None:
         return None
 
 
-def test_a_sigkilled_dvc_repro_takes_its_training_with_it(project: Path) -> None:
+# DVC runs a command with `$SHELL -c` (/bin/sh when unset): bash becomes the command, dash
+# (Debian's /bin/sh) forks it and waits, leaving a process between DVC and the training.
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_sigkilled_dvc_repro_takes_its_training_with_it(project: Path, shell: str) -> None:
+    if not Path(shell).exists():
+        pytest.skip(f"{shell} is not on this machine")
     (project / "dvc.yaml").write_text(DVC_YAML)
     for args in (["init", "--no-scm", "-q"], ["config", "core.analytics", "false"]):
         subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, check=True)
@@ -115,7 +120,7 @@ def test_a_sigkilled_dvc_repro_takes_its_training_with_it(project: Path) -> None
         dvc = subprocess.Popen(
             [sys.executable, "-m", "dvc", "repro", "-s", "train"],
             cwd=project,
-            env=_env(),
+            env={**_env(), "SHELL": shell},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

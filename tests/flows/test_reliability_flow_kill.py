@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from flows.params import original_path, run_params
 from tests.flows.conftest import REPO_ROOT
 
 psutil = pytest.importorskip("psutil")
@@ -45,8 +46,9 @@ def _cmdline(process: Any) -> str:
 
 
 def test_a_killed_flow_orphans_no_process(project: Path, tmp_path: Path) -> None:
+    """...and its params override, left in params.yaml, is undone when the next run starts."""
     params = project / "params.yaml"
-    params.write_text(params.read_text().replace("sleep: 0", "sleep: 600"))
+    committed = params.read_bytes()
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(
         PREFECT_HOME=str(tmp_path / "prefect-home"),
@@ -54,11 +56,22 @@ def test_a_killed_flow_orphans_no_process(project: Path, tmp_path: Path) -> None
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="150",
         PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW="ignore",
         PYTHONPATH=str(REPO_ROOT),
+        # dash forks a command instead of becoming it, leaving a process between the shim
+        # and the stage command: the case a tie to the parent alone would miss
+        SHELL="/bin/sh",
     )
     command = [sys.executable, "-m", "flows.pipeline", "--root", str(project)]
     with (tmp_path / "flow.log").open("w") as log:
         flow = subprocess.Popen(
-            [*command, "--no-validate", "--no-push", "--retries", "0"],
+            [
+                *command,
+                "--no-validate",
+                "--no-push",
+                "--retries",
+                "0",
+                "--set",
+                "prepare.sleep=600",
+            ],
             cwd=project,
             env=env,
             stdout=log,
@@ -81,6 +94,12 @@ def test_a_killed_flow_orphans_no_process(project: Path, tmp_path: Path) -> None
             time.sleep(0.2)
         survivors = [_cmdline(p)[:120] for p in started if _alive(p)]
         assert survivors == []
+        # SIGKILL ran no cleanup: the run's params are still there, the original recorded
+        assert b"sleep: 600" in params.read_bytes()
+        with run_params(project) as changes:  # what the next run does first, under the lock
+            assert changes == []
+            assert params.read_bytes() == committed
+        assert not original_path(project).exists()
     finally:
         if flow.poll() is None:
             flow.kill()
