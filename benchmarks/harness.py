@@ -117,18 +117,37 @@ def pair_count(ranks: list[int]) -> int:
 def first_groups(ds: datasets.Dataset, pairs: int, only_pairs: bool) -> datasets.Dataset:
     """The first groups of `ds` holding `pairs` pairs (only_pairs: k = 2 groups without a tie,
     so that one group is one pair, as TRL reads data)."""
+    return ds.select(_first_rows(ds["ranks"], pairs, only_pairs, 0))
+
+
+def consecutive_groups(
+    ds: datasets.Dataset, counts: Sequence[int | None], only_pairs: bool
+) -> list[datasets.Dataset]:
+    """Disjoint selections of `ds`, each starting after the previous one's last group,
+    holding `counts` pairs each (None: every group left), as `first_groups` picks them."""
+    ranks, out, start = ds["ranks"], [], 0
+    for pairs in counts:
+        rows = _first_rows(ranks, pairs, only_pairs, start)
+        out.append(ds.select(rows))
+        start = rows[-1] + 1 if rows else start
+    return out
+
+
+def _first_rows(
+    ranks: list[list[int]], pairs: int | None, only_pairs: bool, start: int
+) -> list[int]:
     keep, total = [], 0
-    for i, ranks in enumerate(ds["ranks"]):
-        n = pair_count(ranks)
-        if n == 0 or (only_pairs and len(ranks) != 2):
+    for i in range(start, len(ranks)):
+        n = pair_count(ranks[i])
+        if n == 0 or (only_pairs and len(ranks[i]) != 2):
             continue
         keep.append(i)
         total += n
-        if total >= pairs:
+        if pairs is not None and total >= pairs:
             break
-    if total < pairs:
-        raise ValueError(f"only {total} pairs available, {pairs} requested")
-    return ds.select(keep)
+    if pairs is not None and total < pairs:
+        raise ValueError(f"only {total} pairs available from group {start}, {pairs} requested")
+    return keep
 
 
 def write_project(root: Path, source_layout: Layout, splits: dict[str, datasets.Dataset]) -> Layout:
@@ -227,6 +246,29 @@ def decoder_dir(
     GPTNeoXForCausalLM(config).save_pretrained(root)
     tok.save_pretrained(root)
     return str(root)
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def cpu_kind() -> dict[str, Any]:
+    """The CPU's model, the flags that decide its matmul speed per precision, and whether
+    rmcore treats it as computing bf16 natively (RMPIPE_CPU_BF16 may override the flags)."""
+    from rmcore.train.accelerator import BF16_OVERRIDE, cpu_has_native_bf16
+
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("model name")), platform.processor())  # fmt: skip
+    words = set(text.split())
+    return {
+        "model": model,
+        "flags": [flag for flag in CPU_FLAGS if flag in words],
+        "native_bf16": cpu_has_native_bf16(),
+        BF16_OVERRIDE: os.environ.get(BF16_OVERRIDE),
+    }
 
 
 def environment() -> dict[str, Any]:

@@ -10,10 +10,14 @@ Data: ../shared/data/hh-rlhf-harmless-base through rmcore's ingest (hh_rlhf adap
 its prompt-hash split (80% train, 20% held out), tokenised by rmcore's tokenize stage. We
 train on the first `--pairs` train pairs. TRL gets the same pairs as `chosen_ids` /
 `rejected_ids`: rmcore's formatting of each pair without truncation, so TRL sees the same
-tokens and applies its own rule (drop pairs longer than max_length). Both models are then
-scored on the first `--heldout` held-out pairs by `rmcore.model.scoring.score_groups`: ours as
-saved, TRL's saved AutoModelForSequenceClassification wrapped in `RewardModel` with the
-same tokenizer and tokenised held-out data.
+tokens and applies its own rule (drop pairs longer than max_length). The next `--validation`
+train pairs (disjoint from the training pairs and from the held-out ones) are the validation
+split of both: our train stage validates on them (and keeps its best checkpoint by them), TRL
+gets them as its eval_dataset; hyper-parameters are chosen on them, never on the held-out
+pairs. Both models are then scored on the validation pairs and on all held-out pairs (or the
+first `--heldout`) by `rmcore.model.scoring.score_groups`: ours as saved, TRL's saved
+AutoModelForSequenceClassification wrapped in `RewardModel` with the same tokenizer and
+tokenised data.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny model, embedded data (CI)")
     p.add_argument("--data", type=Path, default=h.SHARED_DATA, help="the shared data folder")
     p.add_argument("--pairs", type=int, default=None, help="train pairs (default 512)")
-    p.add_argument("--heldout", type=int, default=None, help="held-out pairs (default 256)")
+    p.add_argument("--heldout", type=int, default=None, help="held-out pairs (default all)")
+    p.add_argument("--validation", type=int, default=None, help="validation pairs (default 256)")
     p.add_argument("--backbone", default=None, help="minilm-l6, neox-160m, neox-small, path")
     p.add_argument("--max-length", type=int, default=None, help="default 512")
     p.add_argument("--batch", type=int, default=16)
@@ -79,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     quick = args.quick
     args.pairs = args.pairs or (24 if quick else 512)
-    args.heldout = args.heldout or (16 if quick else 256)
+    args.validation = args.validation or (8 if quick else 256)
     args.max_length = args.max_length or (128 if quick else 512)
     args.backbone = args.backbone or ("tiny-bert" if quick else "minilm-l6")
     if quick:
@@ -98,19 +103,21 @@ def backbone_path(name: str, work: Path) -> str:
 
 
 def prepare_data(args: argparse.Namespace, work: Path, model: str) -> dict[str, Any]:
-    """Ingest + tokenise, then a project with the train pairs and the held-out pairs (as its
-    validation split, so our train stage reports the same held-out accuracy)."""
+    """Ingest + tokenise, then a project with the train pairs and, as its validation split,
+    the next pairs of the train split: the held-out pairs never choose a checkpoint."""
     kind = "sample" if args.quick else "hh"
     params = h.make_params(kind, args.data, model, args.max_length, {})
     full, tokenize_figures = h.prepare(params, work / "full")
-    train = h.first_groups(load_tokenized(full, "train"), args.pairs, only_pairs=True)
-    heldout = h.first_groups(load_tokenized(full, "test"), args.heldout, only_pairs=True)
-    project = h.write_project(work / "ours", full, {"train": train, "validation": heldout})
+    counts = [args.pairs, args.validation]
+    train, validation = h.consecutive_groups(load_tokenized(full, "train"), counts, True)
+    (heldout,) = h.consecutive_groups(load_tokenized(full, "test"), [args.heldout], True)
+    project = h.write_project(work / "ours", full, {"train": train, "validation": validation})
     return {
         "kind": kind,
         "full": full,
         "project": project,
         "train": train,
+        "validation": validation,
         "heldout": heldout,
         "figures": tokenize_figures,
     }
@@ -163,12 +170,14 @@ def run_ours(args: argparse.Namespace, data: dict, model: str) -> dict[str, Any]
     metrics = stages.train(params, data["project"])
     trained = load_reward_model(data["project"].model_dir, device=args.device)
     evaluation = heldout_accuracy(trained, data["heldout"], args.device)
+    validation = heldout_accuracy(trained, data["validation"], args.device)
     n_params = h.nonembedding_params(trained.backbone)
     lengths = h.sequence_lengths(data["train"])
     flops = h.train_flops(trained.config, n_params, lengths) * args.epochs
     return {
         "metrics": metrics,
         "eval": evaluation,
+        "val": validation,
         "flops": flops,
         "n_params_nonembedding": n_params,
         "load_avg_before": round(load_before, 2),
@@ -176,10 +185,16 @@ def run_ours(args: argparse.Namespace, data: dict, model: str) -> dict[str, Any]
 
 
 def run_trl(
-    args: argparse.Namespace, model: str, pairs: datasets.Dataset, out: Path, **overrides: Any
+    args: argparse.Namespace,
+    model: str,
+    pairs: tuple[datasets.Dataset, datasets.Dataset],
+    out: Path,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """TRL's RewardTrainer with its defaults, except the shared hyper-parameters and
-    `overrides` (bf16, gradient_checkpointing, max_steps)."""
+    `overrides` (bf16, gradient_checkpointing, max_steps). `pairs`: (train, validation); the
+    validation pairs are its eval_dataset, evaluated by its default (never, which keeps its
+    train runtime free of evaluation) and scored after training as ours are."""
     from trl import RewardConfig, RewardTrainer
 
     config = RewardConfig(
@@ -197,7 +212,12 @@ def run_trl(
     )
     load_before = os.getloadavg()[0]
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs on stdout
-        trainer = RewardTrainer(model=resolve_backbone(model), args=config, train_dataset=pairs)
+        trainer = RewardTrainer(
+            model=resolve_backbone(model),
+            args=config,
+            train_dataset=pairs[0],
+            eval_dataset=pairs[1],
+        )
         kept = len(trainer.train_dataset)
         result = trainer.train()
     runtime = float(result.metrics["train_runtime"])
@@ -205,7 +225,7 @@ def run_trl(
     trained = min(steps * args.batch, kept) if config.max_steps > 0 else int(kept * args.epochs)
     trainer.save_model(str(out / "model"))
     return {
-        "pairs_given": len(pairs),
+        "pairs_given": len(pairs[0]),
         "pairs_kept": kept,
         "pairs_trained": trained,
         "steps": steps,
@@ -218,15 +238,18 @@ def run_trl(
     }
 
 
-def trl_heldout(run: dict, model: str, args: argparse.Namespace, heldout: Any) -> dict:
-    """TRL's saved model, scored exactly as ours (same tokenizer, data and scorer)."""
+def trl_scores(run: dict, model: str, args: argparse.Namespace, data: dict) -> None:
+    """TRL's saved model, scored exactly as ours (same tokenizer, data and scorer), on the
+    held-out pairs (`eval`) and the validation pairs (`val`)."""
     from transformers import AutoModelForSequenceClassification
 
     backbone = AutoModelForSequenceClassification.from_pretrained(
         run["model_dir"], dtype=torch.float32
     )
     wrapped = RewardModel(backbone, load_tokenizer(model), "auto", TokenizeConfig())
-    return heldout_accuracy(wrapped.to(args.device).eval(), heldout, args.device)
+    wrapped = wrapped.to(args.device).eval()
+    run["eval"] = heldout_accuracy(wrapped, data["heldout"], args.device)
+    run["val"] = heldout_accuracy(wrapped, data["validation"], args.device)
 
 
 def peaks(args: argparse.Namespace) -> dict[str, Any]:
@@ -248,7 +271,10 @@ def trl_runs(args: argparse.Namespace, model: str, data: dict, work: Path) -> di
     """TRL as a user on this device would run it: its defaults first (bf16 and gradient
     checkpointing); where we train in another precision (fp32 on a CPU without native bf16,
     or as asked), only a few steps of it, then the full runs in our precision."""
-    pairs = trl_pairs(data["full"], data["train"], model)
+    pairs = (
+        trl_pairs(data["full"], data["train"], model),
+        trl_pairs(data["full"], data["validation"], model),
+    )
     precision = resolve_precision(args.mixed_precision, cuda=args.device == "cuda")
     bf16 = precision == "bf16"
     out: dict[str, Any] = {"trl_precision": "fp32" if precision == "no" else precision}
@@ -261,8 +287,8 @@ def trl_runs(args: argparse.Namespace, model: str, data: dict, work: Path) -> di
     nogc = run_trl(args, model, pairs, work / "trl-nogc", **same, gradient_checkpointing=False)
     if bf16:
         out["trl_bf16_default_pairs_per_s"] = main["pairs_per_s"]
-    main["eval"] = trl_heldout(main, model, args, data["heldout"])
-    nogc["eval"] = trl_heldout(nogc, model, args, data["heldout"])
+    trl_scores(main, model, args, data)
+    trl_scores(nogc, model, args, data)
     out.update(trl=main, trl_nogc=nogc)
     return out
 
@@ -277,7 +303,7 @@ def summarise(args: argparse.Namespace, ours: dict, trl: dict, peak: dict, data:
         "ours_heldout_acc": ours["eval"]["acc"],
         "ours_tokens_per_s": round(m["tokens_trained"] / max(seconds, 1e-9), 1),
         "ours_train_seconds": seconds,
-        "ours_precision": m["precision"],
+        "ours_precision": "fp32" if m["precision"] == "no" else m["precision"],
         "ours_layout": {"packing": m["packing"], "share_prefix": m["share_prefix"]},
         "ours_model_gflops_per_s": round(achieved, 2),
         "ours_mfu": round(achieved / peak["matmul_peak_gflops_bf16"], 4),
@@ -290,6 +316,8 @@ def summarise(args: argparse.Namespace, ours: dict, trl: dict, peak: dict, data:
         ),
         "eval_pairs_per_s": ours["eval"]["eval_pairs_per_s"],
         "heldout_pairs": ours["eval"]["pairs"],
+        "validation_pairs": ours["val"]["pairs"],
+        "ours_val_acc": ours["val"]["acc"],
         "ours_val_accuracy_from_train_stage": m["val_accuracy"],
     }
     if trl:
@@ -302,6 +330,8 @@ def summarise(args: argparse.Namespace, ours: dict, trl: dict, peak: dict, data:
             trl_pairs_trained=t["pairs_trained"],
             trl_heldout_acc=t["eval"]["acc"],
             trl_nogc_heldout_acc=n["eval"]["acc"],
+            trl_val_acc=t["val"]["acc"],
+            trl_nogc_val_acc=n["val"]["acc"],
             trl_precision=trl["trl_precision"],
             trl_bf16_default_pairs_per_s=trl["trl_bf16_default_pairs_per_s"],
         )
@@ -326,6 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         trl = {} if args.skip_trl else trl_runs(args, model, data, work)
         result = summarise(args, ours, trl, peak, data)
         result.update(peak)
+        result["cpu"] = h.cpu_kind() if args.device == "cpu" else None
         result.update(data["figures"])
         result["config"] = {
             "data": "sample" if args.quick else str(args.data / h.HH_FILE),
@@ -333,6 +364,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "device": args.device,
             "pairs": args.pairs,
             "heldout": args.heldout,
+            "validation": args.validation,
             "max_length": args.max_length,
             "batch": args.batch,
             "lr": args.lr,

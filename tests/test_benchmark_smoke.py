@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import pytest
 
 from tests.conftest import REPO_ROOT
@@ -32,6 +33,10 @@ KEYS = {
     "tokenize_pairs_per_s",
     "eval_pairs_per_s",
     "heldout_pairs",
+    "validation_pairs",
+    "ours_val_acc",
+    "trl_val_acc",
+    "cpu",
 }
 
 
@@ -59,11 +64,28 @@ def test_quick_benchmark_against_trl(tmp_path: Path) -> None:
     result = json.loads(lines[0])
     assert not KEYS - result.keys(), KEYS - result.keys()
     assert result["ours_pairs_trained"] == result["config"]["pairs"]
-    assert (result["ours_precision"], result["trl_precision"]) == ("no", "fp32")
+    assert (result["ours_precision"], result["trl_precision"]) == ("fp32", "fp32")
+    assert isinstance(result["cpu"]["flags"], list)
+    assert isinstance(result["cpu"]["native_bf16"], bool)
     assert result["trl_pairs_trained"] <= result["config"]["pairs"]
     for key in ("ours_pairs_per_s", "trl_pairs_per_s", "matmul_peak_gflops_fp32", "ours_mfu"):
         assert result[key] > 0, key
     assert 0.0 <= result["ours_heldout_acc"] <= 1.0
-    assert result["ours_heldout_acc"] == pytest.approx(
+    assert result["validation_pairs"] == result["config"]["validation"]
+    assert result["ours_val_acc"] == pytest.approx(
         result["ours_val_accuracy_from_train_stage"], abs=1e-4
-    )  # the train stage's validation is the same held-out set, scored the same way
+    )  # the train stage validated on the harness's validation pairs, scored the same way
+
+
+def test_benchmark_splits_are_disjoint() -> None:
+    """Train and validation pairs come one after the other from the train split, never
+    overlapping, each with the pairs asked for; None takes every group left."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import harness
+
+    ranks = [[0, 1], [0, 0], [0, 1, 2], [1, 0], [0, 1], [0, 1], [1, 0]]
+    ds = datasets.Dataset.from_dict({"ranks": ranks, "row": list(range(len(ranks)))})
+    train, validation, rest = harness.consecutive_groups(ds, [2, 2, None], only_pairs=True)
+    assert (train["row"], validation["row"], rest["row"]) == ([0, 3], [4, 5], [6])
+    with pytest.raises(ValueError, match="only 1 pairs available from group 6, 2 requested"):
+        harness.consecutive_groups(ds, [4, 2], only_pairs=True)
