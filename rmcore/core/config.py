@@ -351,8 +351,8 @@ def parse_params(raw: dict[str, Any], source: str = "<params>") -> Params:
         raise ConfigError("invalid parameters:\n  " + "\n  ".join(lines)) from None
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate a params.yaml file."""
+def read_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    """A params file's mapping, not yet validated."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -364,4 +364,9 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of stage sections at the top level")
-    return parse_params(raw, str(path))
+    return raw
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate a params.yaml file."""
+    return parse_params(read_params(path), str(path))
