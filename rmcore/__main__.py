@@ -49,6 +49,10 @@ FILESYSTEM_ERRORS = {
         "part of this path is a file where a directory is expected",
         "move that file away or choose another --root",
     ),
+    errno.EIO: (
+        "a write failed (input/output error)",
+        "check the device and its free space (`df -h`, `dmesg`), then run again",
+    ),
 }
 PATH_ONLY = {errno.EACCES, errno.EPERM}  # reported as file-system errors only with a path
 

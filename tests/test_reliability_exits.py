@@ -244,6 +244,33 @@ def test_file_size_limit_while_saving_a_checkpoint(trained: Path, tmp_path: Path
     assert not list(layout.checkpoints.glob(".tmp-*")) and not layout.model_dir.exists()
 
 
+def _limit_file_size_to_6_mib() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (6 << 20, resource.RLIM_INFINITY))
+
+
+def test_a_failed_write_inside_torch_save_is_a_file_system_error(
+    trained: Path, tmp_path: Path
+) -> None:
+    """torch.save (the optimizer state) reports a failed write() without its errno: files
+    capped at 6 MiB let the 4 MiB checkpoint weights through and stop the 8 MiB AdamW state."""
+    layout = _copy(trained, tmp_path, save_every=1)
+    shutil.rmtree(layout.model_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "rmcore", "train", "--params", str(layout.root / "params.yaml")],
+        cwd=layout.root,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"},
+        preexec_fn=_limit_file_size_to_6_mib,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == EXIT_FILESYSTEM, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("error: ")]
+    assert line.startswith("error: checkpoints/step-000001: file size limit exceeded (EFBIG)")
+    assert not list(layout.checkpoints.glob(".tmp-*")) and not layout.model_dir.exists()
+
+
 @pytest.mark.parametrize("content", [None, "{not json"], ids=["missing", "garbage"])
 def test_an_expected_registration_failure_is_one_line(
     trained: Path, tmp_path: Path, content: str | None, capsys: pytest.CaptureFixture[str]
@@ -256,3 +283,30 @@ def test_an_expected_registration_failure_is_one_line(
     assert status == EXIT_CONFIG
     assert line.startswith(f"error: {layout.eval_metrics} ")
     assert "dvc repro" in line and "evaluate" in line
+
+
+@pytest.mark.parametrize(
+    ("free", "size_limit", "expected"),
+    [(0, None, errno.ENOSPC), (1 << 40, 1 << 20, errno.EFBIG), (1 << 40, None, errno.EIO)],
+    ids=["disk-full", "size-limit", "other"],
+)
+def test_a_torch_writer_failure_gets_its_likely_errno(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    free: int,
+    size_limit: int | None,
+    expected: int,
+) -> None:
+    from collections import namedtuple
+
+    from rmcore.core import atomic
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda _p: usage(1 << 41, 0, free))
+    limit = resource.RLIM_INFINITY if size_limit is None else size_limit
+    monkeypatch.setattr(atomic.resource, "getrlimit", lambda _r: (limit, limit))
+    exc = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+    named = atomic.io_error(exc, tmp_path / "checkpoint")
+    assert named is not None and named.errno == expected
+    assert named.filename == str(tmp_path / "checkpoint")
+    assert atomic.io_error(RuntimeError("some other failure"), tmp_path) is None

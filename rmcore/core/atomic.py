@@ -11,6 +11,7 @@ The temporary name is fixed, so the leftover of a killed run is overwritten by t
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -20,6 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
 
 NULL_REASONS = "null_reasons"  # the key listing the values written as null, and why
 
@@ -73,6 +79,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust libraries (safetensors) report errno
+# torch.save's writer reports a failed write() without its errno, in one of these words.
+_TORCH_WRITE_FAILED = re.compile(
+    r"PytorchStreamWriter failed writing|inline_container\.cc.*(file write failed|unexpected pos)"
+)
+LOW_SPACE_BYTES = 16 << 20  # a write that failed with less than this left: the disk was full
 
 
 def io_error(exc: BaseException, path: str | Path) -> OSError | None:
@@ -84,11 +95,30 @@ def io_error(exc: BaseException, path: str | Path) -> OSError | None:
         if exc.filename is None and exc.errno is not None:
             return OSError(exc.errno, exc.strerror or str(exc), str(path))
         return exc
-    match = _OS_ERROR.search(str(exc)) if isinstance(exc, Exception) else None
-    if match is None:
+    if not isinstance(exc, Exception):
         return None
-    code = int(match.group(1))
+    match = _OS_ERROR.search(str(exc))
+    if match is not None:
+        code = int(match.group(1))
+    elif _TORCH_WRITE_FAILED.search(str(exc)):
+        code = _why_a_write_failed(Path(path))
+    else:
+        return None
     return OSError(code, os.strerror(code), str(path))
+
+
+def _why_a_write_failed(path: Path) -> int:
+    """The likely errno of a write under `path` that failed without one: a full disk, the
+    file size limit (`ulimit -f`), else an I/O error."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    with suppress(OSError):
+        if shutil.disk_usage(existing).free < LOW_SPACE_BYTES:
+            return errno.ENOSPC
+    if resource is not None:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft != resource.RLIM_INFINITY:
+            return errno.EFBIG
+    return errno.EIO
 
 
 def _remove_quietly(path: Path) -> None:

@@ -27,6 +27,7 @@ FILESYSTEM_ERRNOS = frozenset(
         errno.EPERM,
         errno.EROFS,
         errno.ENOTDIR,
+        errno.EIO,
     }
 )
 HEADER_BYTES = 8  # a safetensors file starts with the header's length, little-endian u64
