@@ -19,7 +19,7 @@ from rmcore.core.config import DataConfig, SourceConfig
 from rmcore.core.paths import Layout
 from rmcore.data.adapters import ADAPTERS
 from rmcore.data.adapters.common import columns_of, selected
-from rmcore.data.io import write_splits
+from rmcore.data.io import HELD, SplitWriter
 from rmcore.data.merge import merge_pairs
 from rmcore.data.normalize import Deduplicator, clean, finalize
 from rmcore.data.readers import RawRecord, expand_path, read_file, read_hub
@@ -33,8 +33,8 @@ from rmcore.data.records import (
     strict_error,
 )
 from rmcore.data.report import Ledger, shortfall, write_quarantine, write_report
-from rmcore.data.schema import SPLITS, RankedGroup
-from rmcore.data.split import assign_splits, group_id
+from rmcore.data.schema import SPLITS, RankedGroup, n_pairs
+from rmcore.data.split import PromptLinks, group_id, split_key
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,12 @@ def iter_source(source: SourceConfig, root: Path, required: list[str]) -> Iterat
 
 def _convert(
     source: SourceConfig, config: DataConfig, root: Path, ledger: Ledger
-) -> list[Candidate]:
+) -> Iterator[list[Candidate]]:
+    """The candidates of each record, record by record (rejected records go to the ledger)."""
     adapter = ADAPTERS[source.format]
     options = source.parsed_options()
     where: dict[str, Any] = getattr(options, "where", {})
     columns = columns_of(*adapter.columns(options), *where)
-    candidates: list[Candidate] = []
     for ref, record in iter_source(source, root, columns):
         ledger.record_read(ref)
         if isinstance(record, RecordError):
@@ -93,8 +93,7 @@ def _convert(
             _reject(ledger, config, ref, RecordError("no_reply_groups"), record)
         for candidate in made:
             candidate.refs = [ref]
-            candidates.append(candidate)
-    return candidates
+        yield made
 
 
 def _reject(
@@ -105,15 +104,35 @@ def _reject(
     ledger.reject_record(ref, error.rejection, data)
 
 
-def ingest_source(
-    source: SourceConfig, config: DataConfig, root: Path
-) -> tuple[Ledger, list[RankedGroup]]:
-    """Read, convert and normalise one source; return its ledger and kept groups."""
-    ledger = Ledger(source.label, source.format)
+def iter_groups(
+    source: SourceConfig, config: DataConfig, root: Path, ledger: Ledger
+) -> Iterator[RankedGroup]:
+    """The kept groups of one source as they are made; every record and group is accounted
+    in `ledger`.
+
+    Records are converted, cleaned and checked one at a time, so only the hashes of the groups
+    seen (for duplicates) stay in memory. A format that builds groups from several records
+    (`long` rows, pairs merged by `merge_pairs`) holds the source's candidates until its
+    last record.
+    """
     adapter = ADAPTERS[source.format]
-    candidates = _convert(source, config, root, ledger)
+    options = source.parsed_options()
+    dedup = Deduplicator()
+    records = _convert(source, config, root, ledger)
+    if adapter.combine is None and not adapter.merges(options):
+        for made in records:
+            yield from _keep(_clean(made, config, ledger), source, config, ledger, dedup)
+        return
+    candidates = [candidate for made in records for candidate in made]
     if adapter.combine is not None:
-        candidates = adapter.combine(candidates, source.parsed_options())
+        candidates = adapter.combine(candidates, options)
+    cleaned = _clean(candidates, config, ledger)
+    if adapter.merges(options):
+        cleaned = merge_pairs(cleaned, implied=getattr(options, "merge_implied", True))
+    yield from _keep(cleaned, source, config, ledger, dedup)
+
+
+def _clean(candidates: list[Candidate], config: DataConfig, ledger: Ledger) -> list[Candidate]:
     cleaned: list[Candidate] = []
     for candidate in candidates:
         result = clean(candidate, config.max_chars)
@@ -121,17 +140,31 @@ def ingest_source(
             ledger.group(candidate, result)
         else:
             cleaned.append(result)
-    options = source.parsed_options()
-    if adapter.merges(options):
-        cleaned = merge_pairs(cleaned, implied=getattr(options, "merge_implied", True))
-    dedup = Deduplicator()
-    kept: list[RankedGroup] = []
+    return cleaned
+
+
+def _keep(
+    cleaned: list[Candidate],
+    source: SourceConfig,
+    config: DataConfig,
+    ledger: Ledger,
+    dedup: Deduplicator,
+) -> Iterator[RankedGroup]:
+    """The tie policy and the duplicate check; the groups that pass."""
     for candidate in cleaned:
         result = finalize(candidate, config.tie_policy)
         rejection = result if isinstance(result, Rejection) else dedup.check(candidate)
         ledger.group(candidate, rejection)
         if rejection is None:
-            kept.append(_to_group(candidate, source.label, config))
+            yield _to_group(candidate, source.label, config)
+
+
+def ingest_source(
+    source: SourceConfig, config: DataConfig, root: Path
+) -> tuple[Ledger, list[RankedGroup]]:
+    """Read, convert and normalise one source; return its ledger and kept groups."""
+    ledger = Ledger(source.label, source.format)
+    kept = list(iter_groups(source, config, root, ledger))
     return ledger, kept
 
 
@@ -172,33 +205,43 @@ def _totals(sections: dict[str, dict[str, Any]]) -> dict[str, int]:
 
 
 def run_ingest(config: DataConfig, layout: Layout) -> dict[str, Any]:
-    """Ingest every source of `config`; write splits, report and quarantine under `layout`."""
+    """Ingest every source of `config`; write splits, report and quarantine under `layout`.
+
+    Groups go to the Parquet splits as they are made. When a source links prompts by
+    `split_key`, a later group can move an earlier prompt's split: the groups then wait in a
+    temporary Parquet file until every link is known.
+    """
     sections: dict[str, dict[str, Any]] = {}
     entries: list[dict[str, Any]] = []
-    groups: list[RankedGroup] = []
     seconds: dict[str, float] = {}
-    for source in config.sources:
-        start = time.perf_counter()
-        ledger, kept = ingest_source(source, config, layout.root)
-        source_entries = ledger.entries()
-        sections[source.label] = ledger.summary(source_entries)
-        entries.extend(source_entries)
-        groups.extend(kept)
-        seconds[source.label] = round(time.perf_counter() - start, 3)
-        records = sections[source.label]["records"]
-        log.info(
-            "%s: %d records read, %d kept, %d quarantined %s; %d groups, %d pairs (%.2f s)",
-            source.label, records["read"], records["kept"], records["quarantined"],
-            records["quarantined_by_reason"], len(kept), sections[source.label]["pairs_kept"],
-            seconds[source.label],
-        )  # fmt: skip
-    assign_splits(groups, config.split)
-    failures = _failures(config, sections, entries)
-    counts = write_splits(groups, layout) if not failures else dict.fromkeys(SPLITS, 0)
+    links = PromptLinks(config.split)
+    deferred = any(getattr(s.parsed_options(), "split_key", None) for s in config.sources)
+    with SplitWriter(layout) as splits:
+        for source in config.sources:
+            start = time.perf_counter()
+            ledger = Ledger(source.label, source.format)
+            for group in iter_groups(source, config, layout.root, ledger):
+                digest, group.split = links.add(split_key(group.prompt), group.split_keys)
+                if deferred:
+                    splits.hold({**group.to_row(), HELD: digest})
+                else:
+                    splits.add(group.to_row(), group.n_pairs())
+            source_entries = ledger.entries()
+            sections[source.label] = ledger.summary(source_entries)
+            entries.extend(source_entries)
+            seconds[source.label] = round(time.perf_counter() - start, 3)
+            _log_source(source.label, sections[source.label], seconds[source.label])
+        for row in splits.held():
+            row["split"] = links.split(row.pop(HELD), row["split"])
+            splits.add(row, n_pairs(row["ranks"]))
+        failures = _failures(config, sections, entries)
+        if not failures:
+            splits.commit()
+    counts = splits.groups if not failures else dict.fromkeys(SPLITS, 0)
     report = {
         "sources": sections,
         "totals": _totals(sections),
-        "splits": {s: {"groups": counts[s], "pairs_kept": _split_pairs(groups, s)} for s in SPLITS},
+        "splits": {s: {"groups": counts[s], "pairs_kept": splits.pairs[s]} for s in SPLITS},
         "settings": config.model_dump(include=SETTINGS),
     }
     write_report(report, layout.ingest_report)
@@ -218,6 +261,16 @@ def run_ingest(config: DataConfig, layout: Layout) -> dict[str, Any]:
     }
 
 
+def _log_source(name: str, section: dict[str, Any], seconds: float) -> None:
+    records = section["records"]
+    log.info(
+        "%s: %d records read, %d kept, %d quarantined %s; %d groups, %d pairs (%.2f s)",
+        name, records["read"], records["kept"], records["quarantined"],
+        records["quarantined_by_reason"], section["groups"]["kept"], section["pairs_kept"],
+        seconds,
+    )  # fmt: skip
+
+
 def _failures(
     config: DataConfig, sections: dict[str, dict[str, Any]], entries: list[dict[str, Any]]
 ) -> list[str]:
@@ -227,7 +280,3 @@ def _failures(
         for name, section in sections.items()
     )
     return [f"  {line}" for line in lines if line is not None]
-
-
-def _split_pairs(groups: list[RankedGroup], split: str) -> int:
-    return sum(g.n_pairs() for g in groups if g.split == split)

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from typing import Literal
 
-from rmcore.data.records import Candidate, Rejection
+from rmcore.data.records import Candidate, RecordRef, Rejection
 
 TiePolicy = Literal["keep", "drop", "quarantine"]
 
@@ -172,23 +172,52 @@ def prompt_text(prompt: list[dict[str, str]]) -> str:
     return json.dumps([[m["role"], m["content"]] for m in prompt], ensure_ascii=False)
 
 
-def group_key(candidate: Candidate) -> str:
-    """Same prompt, same completions with the same ranks (in any order) -> same key."""
+def _group_payload(candidate: Candidate) -> bytes:
     pairs = sorted(zip(candidate.completions, candidate.ranks, strict=True))
     payload = json.dumps([prompt_text(candidate.prompt), pairs], ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return payload.encode("utf-8", errors="surrogatepass")
+
+
+def group_key(candidate: Candidate) -> str:
+    """Same prompt, same completions with the same ranks (in any order) -> same key."""
+    return hashlib.sha256(_group_payload(candidate)).hexdigest()
+
+
+_BITS = 40  # positions and lines below 2**40 (a trillion records)
 
 
 class Deduplicator:
-    """Quarantines a group whose prompt, completions and ranks were seen before."""
+    """Quarantines a group whose prompt, completions and ranks were seen before.
+
+    Only a 16-byte hash of each group and where it was first seen (packed into one int) are
+    held, never the texts, so millions of groups fit in a few hundred megabytes.
+    """
 
     def __init__(self) -> None:
-        self._seen: dict[str, str] = {}
+        self._seen: dict[bytes, int] = {}
+        self._files: dict[str, int] = {}
 
     def check(self, candidate: Candidate) -> Rejection | None:
-        key = group_key(candidate)
-        first = candidate.refs[0].where() if candidate.refs else "?"
+        key = hashlib.sha256(_group_payload(candidate)).digest()[:16]
         if key in self._seen:
-            return Rejection("duplicate_group", None, f"same group as {self._seen[key]}")
-        self._seen[key] = first
+            return Rejection("duplicate_group", None, f"same group as {self._where(key)}")
+        self._seen[key] = self._pack(candidate.refs[0]) if candidate.refs else -1
         return None
+
+    def _pack(self, ref: RecordRef) -> int:
+        file = self._files.setdefault(ref.file, len(self._files))
+        line = 0 if ref.line is None else ref.line + 1
+        return (file << 2 * _BITS) | (line << _BITS) | ref.position
+
+    def _where(self, key: bytes) -> str:
+        packed = self._seen[key]
+        if packed < 0:
+            return "?"
+        files = list(self._files)
+        line = (packed >> _BITS) & ((1 << _BITS) - 1)
+        ref = RecordRef(
+            files[packed >> 2 * _BITS],
+            packed & ((1 << _BITS) - 1),
+            None if line == 0 else line - 1,
+        )
+        return ref.where()

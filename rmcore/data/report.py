@@ -46,42 +46,66 @@ def _group_data(candidate: Candidate) -> dict[str, Any]:
 
 @dataclass
 class Ledger:
-    """What happened to every record and group of one source."""
+    """What happened to every record and group of one source.
+
+    Kept groups are counted as they pass (their texts are not held): the ledger keeps the
+    positions of the records they used and the counts of the report. Rejected records and
+    groups are kept whole, for quarantine.jsonl.
+    """
 
     name: str
     format: str
     files: list[str] = field(default_factory=list)
     read: int = 0
-    order: dict[RecordRef, int] = field(default_factory=dict)
     rejected: list[tuple[RecordRef, Rejection, Any]] = field(default_factory=list)
-    groups: list[tuple[Candidate, Rejection | None]] = field(default_factory=list)
+    rejected_groups: list[tuple[Candidate, Rejection]] = field(default_factory=list)
+    candidates: int = 0
+    kept_groups: int = 0
+    kept_by_k: Counter[int] = field(default_factory=Counter)
+    removed: Counter[str] = field(default_factory=Counter)  # from kept groups, by reason
+    notes: Counter[str] = field(default_factory=Counter)  # of every group
+    pairs: int = 0
+    implied: int = 0
+    _file_index: dict[str, int] = field(default_factory=dict)
+    _kept: set[int] = field(default_factory=set)  # packed (file, position) of kept records
 
     def record_read(self, ref: RecordRef) -> None:
-        self.order[ref] = self.read
         self.read += 1
-        if ref.file not in self.files:
+        if ref.file not in self._file_index:
+            self._file_index[ref.file] = len(self.files)
             self.files.append(ref.file)
+
+    def _key(self, ref: RecordRef) -> int:
+        """A record as one int: its file's index and its position in the file (input order)."""
+        return (self._file_index.get(ref.file, -1) << 40) + ref.position
 
     def reject_record(self, ref: RecordRef, rejection: Rejection, data: Any) -> None:
         self.rejected.append((ref, rejection, data))
 
     def group(self, candidate: Candidate, rejection: Rejection | None) -> None:
-        self.groups.append((candidate, rejection))
+        self.candidates += 1
+        self.notes.update(candidate.notes)
+        if rejection is not None:
+            self.rejected_groups.append((candidate, rejection))
+            return
+        self.kept_groups += 1
+        self.kept_by_k[len(candidate.completions)] += 1
+        self.removed.update(candidate.removed)
+        self.pairs += _pairs(candidate.ranks)
+        self.implied += candidate.implied_pairs()
+        self._kept.update(self._key(ref) for ref in candidate.refs)
 
-    def kept_refs(self) -> set[RecordRef]:
-        return {ref for cand, rej in self.groups if rej is None for ref in cand.refs}
+    def is_kept(self, ref: RecordRef) -> bool:
+        return self._key(ref) in self._kept
 
     def entries(self) -> list[dict[str, Any]]:
         """Quarantine entries in input order: one per quarantined record, plus group entries."""
-        kept = self.kept_refs()
         by_ref: dict[RecordRef, dict[str, Any]] = {}
         for ref, failure, data in self.rejected:
             by_ref[ref] = self._entry("record", [ref], failure, data)
         group_entries = []
-        for cand, rej in self.groups:
-            if rej is None:
-                continue
-            lost = [r for r in cand.refs if r not in kept]
+        for cand, rej in self.rejected_groups:
+            lost = [r for r in cand.refs if not self.is_kept(r)]
             for ref in lost:
                 if ref in by_ref:
                     by_ref[ref].setdefault("other_reasons", []).append(rej.reason)
@@ -100,7 +124,7 @@ class Ledger:
     ) -> dict[str, Any]:
         first = refs[0]
         entry: dict[str, Any] = {
-            "_order": self.order.get(first, -1),
+            "_order": self._key(first),
             "source": self.name,
             "unit": unit,
             **first.to_json(),
@@ -116,24 +140,15 @@ class Ledger:
 
     def summary(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         """The report section of this source; checks kept + quarantined = read."""
-        kept_groups = [cand for cand, rej in self.groups if rej is None]
         record_reasons = Counter(e["reason"] for e in entries if e["unit"] == "record")
         quarantined = sum(record_reasons.values())
-        kept = len(self.kept_refs())
+        kept = len(self._kept)
         if kept + quarantined != self.read:
             raise RuntimeError(
                 f"record accounting of {self.name} is off: kept {kept} + quarantined "
                 f"{quarantined} != read {self.read}"
             )
-        removed: Counter[str] = Counter()
-        notes: Counter[str] = Counter()
-        for cand in kept_groups:
-            removed.update(cand.removed)
-        for cand, _ in self.groups:
-            notes.update(cand.notes)
-        group_reasons = Counter(rej.reason for _, rej in self.groups if rej is not None)
-        pairs = sum(_pairs(c.ranks) for c in kept_groups)
-        implied = sum(c.implied_pairs() for c in kept_groups)
+        group_reasons = Counter(rej.reason for _, rej in self.rejected_groups)
         return {
             "format": self.format,
             "files": self.files,
@@ -144,17 +159,17 @@ class Ledger:
                 "quarantined_by_reason": dict(sorted(record_reasons.items())),
             },
             "groups": {
-                "candidates": len(self.groups),
-                "kept": len(kept_groups),
+                "candidates": self.candidates,
+                "kept": self.kept_groups,
                 "quarantined": sum(group_reasons.values()),
                 "quarantined_by_reason": dict(sorted(group_reasons.items())),
-                "kept_by_k": _histogram(len(c.completions) for c in kept_groups),
+                "kept_by_k": {str(k): self.kept_by_k[k] for k in sorted(self.kept_by_k)},
             },
-            "pairs_kept": pairs,
-            "pairs_kept_direct": pairs - implied,
-            "pairs_kept_implied": implied,
-            "completions_removed_from_kept_groups": dict(sorted(removed.items())),
-            "notes": dict(sorted(notes.items())),
+            "pairs_kept": self.pairs,
+            "pairs_kept_direct": self.pairs - self.implied,
+            "pairs_kept_implied": self.implied,
+            "completions_removed_from_kept_groups": dict(sorted(self.removed.items())),
+            "notes": dict(sorted(self.notes.items())),
         }
 
 
@@ -162,11 +177,6 @@ def _pairs(ranks: list[int]) -> int:
     return sum(
         1 for i in range(len(ranks)) for j in range(i + 1, len(ranks)) if ranks[i] != ranks[j]
     )
-
-
-def _histogram(values: Any) -> dict[str, int]:
-    counts = Counter(values)
-    return {str(k): counts[k] for k in sorted(counts)}
 
 
 def shortfall(

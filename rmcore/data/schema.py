@@ -55,9 +55,7 @@ class RankedGroup:
 
     def n_pairs(self) -> int:
         """Ordered pairs of completions with different ranks."""
-        return sum(
-            1 for i in range(self.k) for j in range(i + 1, self.k) if self.ranks[i] != self.ranks[j]
-        )
+        return n_pairs(self.ranks)
 
     def to_row(self) -> dict[str, Any]:
         return {
@@ -70,3 +68,9 @@ class RankedGroup:
             "split": self.split,
             "margins": self.margins,
         }
+
+
+def n_pairs(ranks: list[int]) -> int:
+    """Ordered pairs of completions with different ranks."""
+    k = len(ranks)
+    return sum(1 for i in range(k) for j in range(i + 1, k) if ranks[i] != ranks[j])

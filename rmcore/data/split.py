@@ -44,26 +44,67 @@ def assign_splits(groups: list[RankedGroup], config: SplitConfig) -> None:
     `split_key` (an item id) whatever their prompts' wording. Each linked set takes the split
     of its smallest prompt key, so a set of one prompt gets that prompt's own split.
     """
-    parent: dict[str, str] = {}
+    links = PromptLinks(config)
+    seen = [links.add(split_key(group.prompt), group.split_keys) for group in groups]
+    for group, (key, own) in zip(groups, seen, strict=True):
+        group.split = links.split(key, own)
 
-    def find(item: str) -> str:
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=16).digest()
+
+
+class PromptLinks:
+    """The split of each prompt, from hashes: what `assign_splits` does, one group at a time.
+
+    `add` gives a prompt's 16-byte hash and its own split. Only prompts that a `split_key`
+    links to others are remembered (their hash, and their key text to find a linked set's
+    smallest); the split of every other prompt is its own. After the last `add`, `split`
+    gives the split of a prompt from its hash and own split.
+    """
+
+    def __init__(self, config: SplitConfig) -> None:
+        self.config = config
+        self._parent: dict[bytes, bytes] = {}
+        self._texts: dict[bytes, str] = {}  # key text of each linked prompt
+        self._splits: dict[bytes, str] | None = None  # per linked set, once complete
+
+    def _find(self, item: bytes) -> bytes:
+        parent = self._parent
         parent.setdefault(item, item)
         while parent[item] != item:
             parent[item] = parent[parent[item]]
             item = parent[item]
         return item
 
-    prompts = [split_key(group.prompt) for group in groups]
-    for group, prompt in zip(groups, prompts, strict=True):
-        for key in group.split_keys:
-            parent[find("\x1d" + key)] = find(prompt)  # keys sort before no prompt: \x1d
-        find(prompt)
-    smallest: dict[str, str] = {}
-    for prompt in prompts:
-        root = find(prompt)
-        smallest[root] = min(smallest.get(root, prompt), prompt)
-    for group, prompt in zip(groups, prompts, strict=True):
-        group.split = assign_split_key(smallest[find(prompt)], config)
+    @property
+    def linked(self) -> bool:
+        """Whether any prompt was linked by a split key (its split may change later)."""
+        return bool(self._texts)
+
+    def add(self, key: str, split_keys: list[str]) -> tuple[bytes, str]:
+        """Record a group's prompt key and split keys; its hash and its own split."""
+        digest = _digest(key)
+        if split_keys:
+            self._splits = None
+            for value in split_keys:  # "\x1d": a key never equals a prompt key
+                self._parent[self._find(_digest("\x1d" + value))] = self._find(digest)
+            self._texts[digest] = key
+        return digest, assign_split_key(key, self.config)
+
+    def split(self, digest: bytes, own: str) -> str:
+        """The split of a prompt added before: its own, or its linked set's."""
+        if digest not in self._parent:
+            return own
+        if self._splits is None:
+            smallest: dict[bytes, str] = {}
+            for item, text in self._texts.items():
+                root = self._find(item)
+                smallest[root] = min(smallest.get(root, text), text)
+            self._splits = {
+                root: assign_split_key(text, self.config) for root, text in smallest.items()
+            }
+        return self._splits[self._find(digest)]
 
 
 def assign_split_key(key: str, config: SplitConfig) -> str:
