@@ -19,7 +19,7 @@ import socket
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 from urllib.parse import urlparse
 
 from rmcore.data.records import IngestError, RecordError, RecordRef
@@ -80,9 +80,9 @@ def _cannot_read(shown: str, exc: BaseException) -> IngestError:
     return IngestError(f"cannot read {shown}: {what}")
 
 
-def _open_binary(path: Path) -> io.BufferedIOBase:
+def _open_binary(path: Path) -> BinaryIO:
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rb")
+        return cast(BinaryIO, gzip.open(path, "rb"))
     return open(path, "rb")
 
 
@@ -195,9 +195,20 @@ def _jsonl_from_bytes(data: bytes, shown: str) -> Iterator[RawRecord]:
 
 
 def read_csv(path: Path, shown: str, required: list[str]) -> Iterator[RawRecord]:
-    """CSV with a header row; every value is a string. A missing column is a file error."""
-    text = _read_bytes(path, shown).decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    """CSV with a header row; every value is a string. A missing column is a file error.
+
+    Read row by row: a large file is never held whole."""
+    try:
+        with (
+            _open_binary(path) as raw,
+            io.TextIOWrapper(raw, "utf-8-sig", errors="surrogateescape", newline="") as text,
+        ):
+            yield from _csv_rows(csv.reader(text), shown, required)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _cannot_read(shown, exc) from None
+
+
+def _csv_rows(reader: Any, shown: str, required: list[str]) -> Iterator[RawRecord]:
     header = next(reader, None)
     if header is None:
         return
