@@ -29,8 +29,8 @@ def ingest(params: Params, layout: Layout) -> Summary:
 
 
 def tokenize(params: Params, layout: Layout) -> Summary:
-    """Format and tokenise every completion of every group; write Arrow datasets + report."""
-    from rmcore.data.io import read_split
+    """Format and tokenise every completion of every group; write Arrow datasets + report.
+    Each split is streamed batch by batch over `tokenize.num_proc` processes."""
     from rmcore.data.schema import SPLITS
     from rmcore.text import tokenize as tok
     from rmcore.text.tokenizer import check_backbone, load_tokenizer
@@ -40,9 +40,7 @@ def tokenize(params: Params, layout: Layout) -> Summary:
     tok.check_max_length(tokenizer, params.tokenize)
     splits: dict[str, Any] = {}
     for split in SPLITS:
-        table = read_split(layout, split)
-        dataset, splits[split] = tok.tokenize_table(table, tokenizer, params.tokenize)
-        tok.save_tokenized(dataset, layout, split)
+        splits[split] = tok.tokenize_split(layout, split, tokenizer, params.tokenize)
         log.info("tokenize %s: %s", split, splits[split])
     meta = tok.tokenizer_meta(tokenizer, params.model.name, params.tokenize)
     tok.write_meta(layout, meta)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +15,16 @@ from hypothesis import strategies as st
 from rmcore import stages
 from rmcore.core.config import TokenizeConfig
 from rmcore.core.paths import Layout
-from rmcore.text.tokenize import format_and_encode, load_tokenized, read_meta
+from rmcore.data.schema import GROUP_SCHEMA
+from rmcore.text import tokenize as tokenize_module
+from rmcore.text.tokenize import (
+    format_and_encode,
+    load_tokenized,
+    num_processes,
+    read_meta,
+    tokenize_split,
+    tokenize_table,
+)
 from rmcore.text.tokenizer import end_token_id, load_tokenizer
 from tests.tiny import make_tiny_bert, make_tiny_neox, synthetic_groups, tiny_params, write_groups
 
@@ -220,3 +231,60 @@ def test_max_length_beyond_model_limit_is_refused(models: dict[str, str], tmp_pa
     write_long_records(layout)
     with pytest.raises(ValueError, match="exceeds the model's limit of 512"):
         stages.tokenize(tiny_params(models["bert"], tokenize={"max_length": 1024}), layout)
+
+
+def _tokenized_files(layout: Layout, split: str) -> dict[str, bytes]:
+    folder = layout.tokenized / split
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("kind", ["bert", "neox_chat"])
+def test_processes_give_the_output_of_one(
+    models: dict[str, str], kind: str, tmp_path: Path
+) -> None:
+    """Two processes write the very files one writes; both equal the in-memory path."""
+    tok = load_tokenizer(models[kind])
+    rows = synthetic_groups(150, seed=9)
+    rows[3]["prompt"] = long_conversation()  # trimmed
+    outputs, reports = [], []
+    for procs in (1, 2):
+        layout = Layout(tmp_path / f"p{procs}")
+        write_groups(layout, {"train": rows})
+        cfg = TokenizeConfig(max_length=48, batch_size=16, num_proc=procs)
+        report = tokenize_split(layout, "train", tok, cfg)
+        assert report.pop("processes") == procs and report.pop("seconds") >= 0
+        outputs.append(_tokenized_files(layout, "train"))
+        reports.append(report)
+    assert outputs[0] == outputs[1] and reports[0] == reports[1]
+    assert reports[0]["groups"] == 150 and reports[0]["trimmed_prompts"] >= 1
+    table = pa.Table.from_pylist(rows, schema=GROUP_SCHEMA)
+    memory, counts = tokenize_table(table, tok, TokenizeConfig(max_length=48))
+    counts.pop("seconds")
+    assert counts == reports[0]
+    assert load_tokenized(Layout(tmp_path / "p2"), "train").to_list() == memory.to_list()
+
+
+def test_large_splits_are_saved_in_shards(
+    models: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokenize_module, "MAX_SHARD_BYTES", 2000)
+    layout = Layout(tmp_path)
+    write_groups(layout, {"train": synthetic_groups(60, seed=3), "test": []})
+    cfg = TokenizeConfig(max_length=48, batch_size=10, num_proc=1)
+    tok = load_tokenizer(models["bert"])
+    tokenize_split(layout, "train", tok, cfg)
+    tokenize_split(layout, "test", tok, cfg)
+    names = sorted(p.name for p in (layout.tokenized / "train").glob("*.arrow"))
+    assert len(names) > 1 and names[-1] == f"data-{len(names) - 1:05d}-of-{len(names):05d}.arrow"
+    assert [r["group_id"] for r in load_tokenized(layout, "train")] == [
+        r["group_id"] for r in synthetic_groups(60, seed=3)
+    ]
+    assert len(load_tokenized(layout, "test")) == 0
+
+
+def test_automatic_processes_follow_the_cores_and_the_batches() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert num_processes(TokenizeConfig(batch_size=10), 10_000) == cores
+    assert num_processes(TokenizeConfig(batch_size=10), 5) == 1  # one batch
+    assert num_processes(TokenizeConfig(batch_size=10, num_proc=3), 25) == 3
+    assert num_processes(TokenizeConfig(batch_size=10, num_proc=8), 25) == 3

@@ -158,6 +158,12 @@ class TokenizeConfig(_Section):
         "`User: ... Assistant:` template.",
     )
     batch_size: int = Field(1000, ge=1, description="Records per batched tokenizer call.")
+    num_proc: int | None = Field(
+        None,
+        ge=1,
+        description="Processes that tokenise batches at once; null: one per CPU core the stage "
+        "may use (never more than there are batches). Any value gives the same output.",
+    )
 
     @model_validator(mode="after")
     def _prompt_leaves_room(self) -> TokenizeConfig:

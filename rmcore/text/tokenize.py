@@ -27,22 +27,32 @@ evaluation gave it inside its group.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import multiprocessing
+import os
 import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
 import pyarrow as pa
+from datasets.arrow_writer import ArrowWriter
+from datasets.utils.py_utils import asdict
 from transformers import PreTrainedTokenizerBase
 
 from rmcore.core.atomic import atomic_path, write_text
 from rmcore.core.config import ConfigError, TokenizeConfig
 from rmcore.core.integrity import FILESYSTEM_ERRNOS, damaged, restore_hint
 from rmcore.core.paths import Layout
+from rmcore.data.io import iter_split_batches, split_rows
 from rmcore.text.tokenizer import end_token_id, start_token_ids
 
 log = logging.getLogger(__name__)
@@ -203,67 +213,238 @@ def format_and_encode(
     return enc.prompt_ids, enc.completion_ids, enc.trimmed_prompt, enc.cut_completions
 
 
+def encode_table(
+    batch: pa.RecordBatch | pa.Table, tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig
+) -> pa.Table:
+    """Canonical groups (at least group_id, source, prompt, completions, ranks) -> one
+    tokenised row per group, with the columns of `FEATURES`."""
+    rows = batch.select(["group_id", "source", "prompt", "completions", "ranks"]).to_pydict()
+    encoded = encode_records(tokenizer, rows["prompt"], rows["completions"], cfg)
+    columns = {
+        "group_id": rows["group_id"],
+        "source": rows["source"],
+        "ranks": rows["ranks"],
+        "prompt_ids": [e.prompt_ids for e in encoded],
+        "completion_ids": [e.completion_ids for e in encoded],
+        "trimmed_prompt": [e.trimmed_prompt for e in encoded],
+        "cut_completions": [e.cut_completions for e in encoded],
+    }
+    return pa.Table.from_pydict(columns, schema=FEATURES.arrow_schema)
+
+
 def tokenize_table(
     table: pa.Table, tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig
 ) -> tuple[datasets.Dataset, dict[str, Any]]:
-    """Canonical groups (GROUP_SCHEMA) -> tokenised dataset (one row per group) + counts."""
+    """Canonical groups (GROUP_SCHEMA) -> tokenised dataset (one row per group) + counts,
+    in memory (the tokenize stage streams instead: `tokenize_split`)."""
     start = time.perf_counter()
-    source = datasets.Dataset(
-        datasets.table.InMemoryTable(
-            table.select(["group_id", "source", "prompt", "completions", "ranks"])
-        )
-    )
-
-    def encode_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        encoded = encode_records(tokenizer, batch["prompt"], batch["completions"], cfg)
-        return {
-            "group_id": batch["group_id"],
-            "source": batch["source"],
-            "ranks": batch["ranks"],
-            "prompt_ids": [e.prompt_ids for e in encoded],
-            "completion_ids": [e.completion_ids for e in encoded],
-            "trimmed_prompt": [e.trimmed_prompt for e in encoded],
-            "cut_completions": [e.cut_completions for e in encoded],
-        }
-
-    if len(table) == 0:  # map() would not add the new columns
-        empty = datasets.Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
-        return empty.remove_columns(["trimmed_prompt", "cut_completions"]), {
-            **_counts(empty),
-            "seconds": 0.0,
-        }
-    out = source.map(
-        encode_batch,
-        batched=True,
-        batch_size=cfg.batch_size,
-        remove_columns=source.column_names,
-        features=FEATURES,
-        desc="tokenize",
-    )
+    parts = [
+        encode_table(table.slice(at, cfg.batch_size), tokenizer, cfg)
+        for at in range(0, len(table), cfg.batch_size)
+    ]
+    out = pa.concat_tables(parts) if parts else FEATURES.arrow_schema.empty_table()
     if len(out) != len(table):
         raise RuntimeError(f"tokenised {len(out)} groups from {len(table)} records")
-    counts = _counts(out)
-    counts["seconds"] = round(time.perf_counter() - start, 3)
-    return out.remove_columns(["trimmed_prompt", "cut_completions"]), counts
+    counts = _Counts()
+    counts.add(out)
+    result = {**counts.result(), "seconds": round(time.perf_counter() - start, 3)}
+    saved = out.drop_columns(_REPORTED).cast(SAVED_FEATURES.arrow_schema)
+    dataset = datasets.Dataset(datasets.table.InMemoryTable(saved))
+    return dataset, result
 
 
-def _counts(ds: datasets.Dataset) -> dict[str, Any]:
-    table = ds.data.table
-    prompt_len = pa.compute.list_value_length(table.column("prompt_ids")).to_numpy()
-    comps = table.column("completion_ids").combine_chunks()
-    k = pa.compute.list_value_length(comps).to_numpy()
-    comp_len = pa.compute.list_value_length(comps.flatten()).to_numpy()
-    seq_len = np.repeat(prompt_len, k) + comp_len
-    return {
-        "groups": len(ds),
-        "completions": int(k.sum()),
-        "trimmed_prompts": int(np.sum(table.column("trimmed_prompt").to_numpy())),
-        "cut_completions": int(np.sum(table.column("cut_completions").to_numpy())),
-        "tokens": int(seq_len.sum()),
-        "max_seq_len": int(seq_len.max()) if len(seq_len) else 0,
-        "mean_seq_len": round(float(seq_len.mean()), 1) if len(seq_len) else 0.0,
-        "p95_seq_len": int(np.percentile(seq_len, 95)) if len(seq_len) else 0,
-    }
+_REPORTED = ["trimmed_prompt", "cut_completions"]  # counted in the report, not saved
+SAVED_FEATURES = datasets.Features({k: v for k, v in FEATURES.items() if k not in _REPORTED})
+MAX_SHARD_BYTES = 500 * 2**20  # as `datasets.Dataset.save_to_disk` shards
+
+
+def num_processes(cfg: TokenizeConfig, groups: int) -> int:
+    """Processes for `groups` groups: `tokenize.num_proc`, or (null) one per CPU core this
+    process may run on; never more than there are batches."""
+    wanted = cfg.num_proc if cfg.num_proc is not None else len(os.sched_getaffinity(0))
+    return max(1, min(wanted, -(-groups // cfg.batch_size)))
+
+
+def tokenize_split(
+    layout: Layout, split: str, tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig
+) -> dict[str, Any]:
+    """Tokenise one normalised split batch by batch, on `num_processes` processes, into
+    `data/tokenized/<split>` (the layout of `datasets.Dataset.save_to_disk`); its counts.
+
+    Batches are read, encoded and written in input order with a few in flight, so memory
+    stays bounded whatever the split's size, and the output is the same for any number of
+    processes.
+    """
+    start = time.perf_counter()
+    groups = split_rows(layout, split)
+    procs = num_processes(cfg, groups)
+    batches = iter_split_batches(layout, split, list(_INPUT_COLUMNS), cfg.batch_size)
+    counts = _Counts()
+    path = layout.tokenized / split
+    with atomic_path(path) as tmp:
+        shards = _ShardWriter(tmp)
+        for table in _encoded(batches, tokenizer, cfg, procs):
+            counts.add(table)
+            shards.write(table.drop_columns(_REPORTED).cast(SAVED_FEATURES.arrow_schema))
+        shards.finish()
+    if counts.groups != groups:
+        raise RuntimeError(f"tokenised {counts.groups} groups from {groups} records")
+    elapsed = round(time.perf_counter() - start, 3)
+    return {**counts.result(), "seconds": elapsed, "processes": procs}
+
+
+_INPUT_COLUMNS = ("group_id", "source", "prompt", "completions", "ranks")
+_WORKER: tuple[PreTrainedTokenizerBase, TokenizeConfig] | None = None
+
+
+def _start_worker(tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) -> None:
+    global _WORKER
+    _WORKER = (tokenizer, cfg)
+
+
+def _encode_in_worker(batch: pa.RecordBatch) -> pa.Table:
+    assert _WORKER is not None, "the worker was started without a tokenizer"
+    return encode_table(batch, *_WORKER)
+
+
+def _encoded(
+    batches: Iterator[pa.RecordBatch],
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: TokenizeConfig,
+    procs: int,
+) -> Iterator[pa.Table]:
+    """Each batch encoded, in order; with `procs` > 1 on a pool of forked processes, at most
+    two batches per process in flight (so a fast reader cannot fill memory)."""
+    if procs == 1:
+        for batch in batches:
+            yield encode_table(batch, tokenizer, cfg)
+        return
+    # The tokenizer's own threads stay off in the workers (they are the parallelism), which
+    # also keeps `tokenizers` from warning about the fork.
+    with _environ("TOKENIZERS_PARALLELISM", "false"):
+        pool = multiprocessing.get_context("fork").Pool(
+            procs, initializer=_start_worker, initargs=(tokenizer, cfg)
+        )
+    with pool:
+        pending: deque[AsyncResult[pa.Table]] = deque()
+        for batch in batches:
+            pending.append(pool.apply_async(_encode_in_worker, (batch,)))
+            if len(pending) >= 2 * procs:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+@contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """`name` set to `value` unless the user set it, for the block only."""
+    before = os.environ.get(name)
+    if before is None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+
+
+class _ShardWriter:
+    """Tables written into Arrow shards of at most ~`MAX_SHARD_BYTES`, named and described
+    (state.json, dataset_info.json) as `datasets.Dataset.save_to_disk` does, so that
+    `load_from_disk` reads them."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True)
+        self.paths: list[Path] = []
+        self._writer: ArrowWriter | None = None
+        self._bytes = 0
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._open()
+        assert self._writer is not None
+        self._writer.write_table(table)
+        self._bytes += table.nbytes
+        if self._bytes >= MAX_SHARD_BYTES:
+            self._close()
+
+    def _open(self) -> None:
+        path = self.folder / f".shard-{len(self.paths)}.arrow"
+        self.paths.append(path)
+        self._writer = ArrowWriter(features=SAVED_FEATURES, path=str(path), embed_local_files=True)
+        self._bytes = 0
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.finalize()
+            self._writer.close()
+            self._writer = None
+
+    def finish(self) -> None:
+        if not self.paths:  # an empty split: one shard with the schema only
+            self._open()
+        self._close()
+        n = len(self.paths)
+        names = [f"data-{i:05d}-of-{n:05d}.arrow" for i in range(n)]
+        digest = hashlib.blake2b(digest_size=8)
+        for path, name in zip(self.paths, names, strict=True):
+            _hash_file(path, digest)
+            path.rename(self.folder / name)
+        state: dict[str, Any] = {
+            "_data_files": [{"filename": name} for name in names],
+            "_fingerprint": digest.hexdigest(),  # of the contents: the same data, the same
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": None,
+        }
+        write_text(self.folder / "state.json", json.dumps(state, indent=2, sort_keys=True))
+        info = asdict(datasets.DatasetInfo(features=SAVED_FEATURES))
+        info = {key: info[key] for key in sorted(info)}
+        write_text(self.folder / "dataset_info.json", json.dumps(info, indent=2))
+
+
+def _hash_file(path: Path, digest: Any) -> None:
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 * 2**20):
+            digest.update(chunk)
+
+
+class _Counts:
+    """The counts of the tokenize report, added up batch by batch."""
+
+    def __init__(self) -> None:
+        self.groups = 0
+        self.completions = 0
+        self.trimmed = 0
+        self.cut = 0
+        self._lengths: list[np.ndarray] = []
+
+    def add(self, table: pa.Table) -> None:
+        prompt_len = pa.compute.list_value_length(table.column("prompt_ids")).to_numpy()
+        comps = table.column("completion_ids").combine_chunks()
+        k = pa.compute.list_value_length(comps).to_numpy()
+        comp_len = pa.compute.list_value_length(comps.flatten()).to_numpy()
+        self._lengths.append(np.repeat(prompt_len, k) + comp_len)
+        self.groups += len(table)
+        self.completions += int(k.sum())
+        self.trimmed += int(np.sum(table.column("trimmed_prompt").to_numpy()))
+        self.cut += int(np.sum(table.column("cut_completions").to_numpy()))
+
+    def result(self) -> dict[str, Any]:
+        seq_len = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int32)
+        return {
+            "groups": self.groups,
+            "completions": self.completions,
+            "trimmed_prompts": self.trimmed,
+            "cut_completions": self.cut,
+            "tokens": int(seq_len.sum()),
+            "max_seq_len": int(seq_len.max()) if len(seq_len) else 0,
+            "mean_seq_len": round(float(seq_len.mean()), 1) if len(seq_len) else 0.0,
+            "p95_seq_len": int(np.percentile(seq_len, 95)) if len(seq_len) else 0,
+        }
 
 
 def minimal_sequence(tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) -> tuple[int, int]:
