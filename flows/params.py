@@ -1,15 +1,20 @@
-"""Apply a params file and `key=value` overrides to the project's params.yaml.
+"""Apply a params file and `key=value` overrides to the project's params.yaml for one run.
 
 The DVC way, as `dvc exp run --set-param` does it: the values land in the workspace's
 params.yaml (comments and layout kept by ruamel.yaml), so `dvc.lock` records them for each
 stage that reads them and the stages (and their MLflow runs) see exactly what DVC tracked.
+Unlike `dvc exp run`, a pipeline run puts the project's own params.yaml back when it ends
+(`run_params`), so the next run (a scheduled one) starts from the committed params.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
-from collections.abc import Callable, Iterable, MutableMapping, MutableSequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, MutableSequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -134,22 +139,22 @@ def _plain(data: Any) -> dict[str, Any]:
     return plain if isinstance(plain, dict) else {}
 
 
-def apply_params(
+def merge_params(
     root: Path,
     params_file: str | os.PathLike[str] | None = None,
     overrides: Iterable[str] = (),
     validate: Validator | None = None,
-) -> list[str]:
-    """Make `root/params.yaml` the run's params; return a line per changed value.
+) -> tuple[str | None, list[str]]:
+    """The text `root/params.yaml` should have for a run, and a line per changed value.
 
     `params_file` (if given) replaces params.yaml's content; `overrides` are then applied on
-    top. The merged params are validated before anything is written, and the file is replaced
-    atomically, so a rejected run leaves params.yaml as it was.
+    top. The merged params are validated here. The text is None when params.yaml already
+    holds these values (nothing to write).
     """
     target = root / PARAMS_FILE
     overrides = list(overrides)
     if params_file is None and not overrides:
-        return []  # params.yaml as it is: not even re-written
+        return None, []  # params.yaml as it is: not even re-written
     source = Path(params_file) if params_file else target
     if not source.is_absolute() and not source.exists():
         source = root / source
@@ -160,13 +165,126 @@ def apply_params(
         changes.append(f"{key}: {old!r} -> {new!r}")
     values = _plain(data)
     if target.exists() and values == _plain(_load(target)):
-        return []  # same values: the file (and its spelling of them) stays as it is
+        return None, []  # same values: the file (and its spelling of them) stays as it is
     if validate is not None:
         validate(values, str(target))
-    text = _dump(data)
     if source.resolve() != target.resolve():
         changes.insert(0, f"params.yaml <- {source}")
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    return _dump(data), changes
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all (a hidden sibling, then a rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def apply_params(
+    root: Path,
+    params_file: str | os.PathLike[str] | None = None,
+    overrides: Iterable[str] = (),
+    validate: Validator | None = None,
+) -> list[str]:
+    """Make `root/params.yaml` the merged params for good; return a line per changed value.
+
+    The merged params are validated before anything is written, and the file is replaced
+    atomically, so a rejected run leaves params.yaml as it was. A pipeline run uses
+    `run_params`, which puts the file back when the run ends.
+    """
+    text, changes = merge_params(root, params_file, overrides, validate)
+    if text is not None:
+        _replace(root / PARAMS_FILE, text.encode("utf-8"))
     return changes
+
+
+# A run's params last for that run only. Before writing them, the run records the project's
+# own params.yaml here (inside `.dvc/tmp`, which DVC keeps out of git); it puts the file back
+# when it ends, and the next run puts it back first if a run was killed before it could.
+ORIGINAL_NAME = "rmpipe-params.original.json"
+
+
+def original_path(root: Path) -> Path:
+    """Where a run keeps the params.yaml it replaced, until it has put it back."""
+    return root / ".dvc" / "tmp" / ORIGINAL_NAME
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def restore_params(root: Path) -> str | None:
+    """Put back the params.yaml a run replaced; None when no run left one to put back.
+
+    Byte for byte, as recorded before the run wrote its own. If params.yaml was edited since
+    the run wrote it (it is neither the run's nor the original), the edit is kept and the
+    message says so.
+    """
+    side = original_path(root)
+    try:
+        record = json.loads(side.read_text(encoding="utf-8"))
+        original = record["original"]
+        written = record["written_sha256"]
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ParamsError(
+            f"{side}: unreadable record of the original params.yaml ({exc}); check "
+            f"{root / PARAMS_FILE} against git (git diff params.yaml), then delete {side}"
+        ) from None
+    target = root / PARAMS_FILE
+    current = _read_bytes(target)
+    before = None if original is None else original.encode("utf-8")
+    if current is not None and current != before and _sha256(current) != written:
+        side.unlink()
+        return f"{target} was edited during the run: kept as it is, not restored"
+    if before is None:
+        target.unlink(missing_ok=True)
+    elif current != before:
+        _replace(target, before)
+    side.unlink()
+    return f"{target} restored to the project's own params"
+
+
+@contextmanager
+def run_params(
+    root: Path,
+    params_file: str | os.PathLike[str] | None = None,
+    overrides: Iterable[str] = (),
+    validate: Validator | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> Iterator[list[str]]:
+    """params.yaml holds the run's params inside the block, the project's own after it.
+
+    First puts back what a killed run left; then records the file, writes the merged params
+    and yields the changed values; restores the file however the block ends. Hold the
+    project lock (flows/lock.py) around it: the file is the project's, one run at a time.
+    """
+    if recovered := restore_params(root):
+        log(f"a previous run did not end cleanly: {recovered}")
+    text, changes = merge_params(root, params_file, overrides, validate)
+    if text is None:
+        yield changes
+        return
+    target = root / PARAMS_FILE
+    before = _read_bytes(target)
+    record = {
+        "original": None if before is None else before.decode("utf-8"),
+        "written_sha256": _sha256(text.encode("utf-8")),
+    }
+    side = original_path(root)
+    side.parent.mkdir(parents=True, exist_ok=True)
+    _replace(side, json.dumps(record).encode("utf-8"))
+    try:
+        _replace(target, text.encode("utf-8"))
+        yield changes
+    finally:
+        if restored := restore_params(root):
+            log(restored)

@@ -26,7 +26,7 @@ from prefect.runtime import flow_run, task_run
 from flows import dvc_stages, reaper, report
 from flows.dvc_stages import StageFailed
 from flows.lock import project_lock
-from flows.params import ParamsError, apply_params
+from flows.params import ParamsError, merge_params, run_params
 from rmcore.__main__ import EXIT_CONFIG
 from rmcore.core.config import ConfigError, parse_params
 
@@ -134,21 +134,26 @@ def pipeline(
     """Run the dvc.yaml pipeline of `root` stage by stage, then push its outputs.
 
     params: a params file that becomes root/params.yaml for this run; overrides: KEY=VALUE
-    (`+KEY=VALUE` adds a key) applied on top. retries / retry_delay per stage (default
-    $RMPIPE_RETRIES or 1, $RMPIPE_RETRY_DELAY or 10 s); lock_timeout: how long to wait for
-    another run of this project ($RMPIPE_LOCK_TIMEOUT or 900 s). validate_params checks
-    the params against rmcore's schema before they are written.
+    (`+KEY=VALUE` adds a key) applied on top. Both last for this run only: params.yaml is
+    put back byte for byte when the run ends (a killed run's, at the next run's start).
+    retries / retry_delay per stage (default $RMPIPE_RETRIES or 1, $RMPIPE_RETRY_DELAY or
+    10 s); lock_timeout: how long to wait for another run of this project
+    ($RMPIPE_LOCK_TIMEOUT or 900 s). validate_params checks the params against rmcore's
+    schema before they are written.
     """
     logger = get_run_logger()
     project = Path(root).resolve()
     n_retries = int(_setting(retries, "RMPIPE_RETRIES"))
     delay = _setting(retry_delay, "RMPIPE_RETRY_DELAY")
     wait = _setting(lock_timeout, "RMPIPE_LOCK_TIMEOUT")
-    with project_lock(project, wait, run_label=str(flow_run.name or "")):
-        validator = parse_params if validate_params else None
-        changes = apply_params(project, params, overrides or [], validator)
+    validator = parse_params if validate_params else None
+    with (
+        project_lock(project, wait, run_label=str(flow_run.name or "")),
+        # this run's params, in params.yaml until the run ends (whichever way it ends)
+        run_params(project, params, overrides or [], validator, logger.info) as changes,
+    ):
         for change in changes:
-            logger.info("params.yaml: %s", change)
+            logger.info("params.yaml for this run: %s", change)
         rows = _run_stages(project, n_retries, delay)
         _publish_table(rows)
         pushed = "skipped (push disabled)"
@@ -168,8 +173,8 @@ def pipeline(
     return summary
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m flows.pipeline", description=__doc__)
+def _parser(prog: str = "python -m flows.pipeline") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add = parser.add_argument
     add("--root", default=".", help="DVC project root (default: current directory)")
@@ -195,9 +200,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the flow from the command line; print the stage table and where results are."""
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m flows.pipeline") -> int:
+    """Run the flow from the command line; print the stage table and where results are.
+
+    Bad params, overrides or settings exit 2 at once, before the Prefect server starts.
+    """
+    args = _parser(prog).parse_args(argv)
+    try:
+        for value, env in (
+            (args.retries, "RMPIPE_RETRIES"),
+            (args.retry_delay, "RMPIPE_RETRY_DELAY"),
+            (args.lock_timeout, "RMPIPE_LOCK_TIMEOUT"),
+        ):
+            _setting(value, env)
+        # what the run will write to params.yaml, checked without writing it
+        validator = parse_params if args.validate_params else None
+        merge_params(Path(args.root), args.params, args.overrides, validator)
+    except (ParamsError, ConfigError) as exc:
+        print(f"pipeline not started: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         reaper.temporary_server()  # dies with this process, even a SIGKILLed one
         summary = pipeline(**vars(args))

@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
-from tests.flows.conftest import REPO_ROOT, dvc, git, sh
+from flows.params import original_path
+from tests.flows.conftest import REPO_ROOT, dvc, git, runs, sh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -102,6 +104,7 @@ def test_worker_runs_the_real_pipeline(
         "data.sources.0.path=data/raw/tiny.jsonl",
         "tokenize.max_length=64",
     ]
+    committed = (real_project / "params.yaml").read_bytes()
     out = prefect(
         prefect_env, "deployment", "run", DEPLOYMENT,
         "--param", f"root={real_project}", "--param", f"overrides={json.dumps(overrides)}",
@@ -128,7 +131,9 @@ def test_worker_runs_the_real_pipeline(
     run = client.get_run(champion.run_id)
     assert run.data.params  # the run records the params DVC tracked
 
-    assert "Data and pipelines are up to date" in dvc("status", cwd=real_project)
+    # dvc.lock records the run's params; params.yaml is the project's again
+    assert (real_project / "params.yaml").read_bytes() == committed
+    assert re.search(r"params.yaml:\s+modified:", dvc("status", cwd=real_project))
     assert "in sync" in dvc("status", "--cloud", cwd=real_project)  # pushed to the remote
     artifacts = httpx.post(
         f"{api}/artifacts/filter",
@@ -150,3 +155,36 @@ def test_worker_runs_the_real_pipeline(
     ).json()
     assert "Registered model: models:/reward-model/1" in results["data"]
     assert f"mlflow ui --backend-store-uri sqlite:///{real_project}/mlflow.db" in results["data"]
+
+
+def _run_deployment(env: dict[str, str], *params: str) -> dict[str, Any]:
+    """`prefect deployment run` with these `--param`s, then a worker takes it; the flow run."""
+    args = [arg for param in params for arg in ("--param", param)]
+    out = prefect(env, "deployment", "run", DEPLOYMENT, *args)
+    match = re.search(r"UUID: ([0-9a-f-]{36})", out)
+    assert match, out
+    worker = prefect(env, "worker", "start", "--pool", POOL, "--run-once", "--limit", "1")
+    run = httpx.get(f"{env['PREFECT_API_URL']}/flow_runs/{match.group(1)}", timeout=10).json()
+    assert run["state"]["type"] == "COMPLETED", (run["state"], worker[-3000:])
+    return dict(run)
+
+
+def test_overrides_last_for_their_run_only(
+    deployment: dict[str, Any], prefect_env: dict[str, str], project: Path
+) -> None:
+    """A deployment run with overrides, then one without (as the schedule starts it): the
+    second runs on the committed params, and params.yaml is never left changed."""
+    committed = (project / "params.yaml").read_bytes()
+    common = (f"root={project}", "validate_params=false", "push=false", "retry_delay=0")
+    _run_deployment(prefect_env, *common, 'overrides=["train.epochs=3"]')
+    assert (project / "models/m/weights.txt").read_text() == "15"  # 5 rows x 3 epochs
+    assert (project / "params.yaml").read_bytes() == committed
+    assert not original_path(project).exists()
+
+    _run_deployment(prefect_env, *common)
+    assert runs(project) == ["prepare", "train", "register", "train", "register"]
+    assert (project / "models/m/weights.txt").read_text() == "5"  # committed: 1 epoch
+    assert (project / "params.yaml").read_bytes() == committed
+    locked = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["train"]["params"]
+    assert locked["params.yaml"]["train"]["epochs"] == 1
+    assert "Data and pipelines are up to date" in dvc("status", cwd=project)
