@@ -34,7 +34,7 @@ $(VENV)/.stamp-base: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q --config-settings editable_mode=compat -e .
+	$(PY) -m pip install -q --config-settings editable_mode=compat -e ".[pipeline]"
 	touch $@
 
 $(VENV)/.stamp-dev: $(VENV)/.stamp-base
@@ -47,7 +47,7 @@ venv-dev: $(VENV)/.stamp-dev
 # The whole pipeline through the Prefect flow (a temporary local Prefect server unless
 # PREFECT_API_URL is set), then `dvc push` to the default DVC remote.
 run: venv
-	$(PY) -m flows.pipeline $(RUN_ARGS)
+	$(VENV)/bin/rmpipe run $(RUN_ARGS)
 
 test: venv-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
