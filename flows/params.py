@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, MutableSequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,15 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+# The override syntax is rmcore's, so `rmpipe <stage> --set` and `rmpipe run --set` agree.
+from rmcore.core.overrides import ParamsError, parse_override, set_param
+
+__all__ = ["ParamsError", "apply_params", "merge_params", "parse_override", "run_params"]
+
 PARAMS_FILE = "params.yaml"
 
 # Checks the merged params (a plain dict) before they are written; raises on bad values.
 Validator = Callable[[dict[str, Any], str], Any]
-
-
-class ParamsError(ValueError):
-    """A params file or override that cannot be applied; the message says which and why."""
 
 
 def _yaml() -> YAML:
@@ -61,74 +62,6 @@ def _dump(data: Any) -> str:
     buf = io.StringIO()
     _yaml().dump(data, buf)
     return buf.getvalue()
-
-
-def parse_override(text: str) -> tuple[list[str], Any, bool]:
-    """`a.b.0.c=value` -> (["a", "b", "0", "c"], value, add); a leading `+` adds a new key.
-
-    The value is parsed as YAML, so `2` is an int, `5e-5` a float, and
-    `[{path: x.jsonl, format: preference}]` a list of mappings.
-    """
-    key, sep, raw = text.partition("=")
-    add = key.startswith("+")
-    key = key.lstrip("+").strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise ParamsError(f"override {text!r}: expected KEY=VALUE, e.g. train.epochs=2")
-    try:
-        value = _yaml().load(raw) if raw.strip() else None
-    except YAMLError as exc:
-        raise ParamsError(f"override {text!r}: value is not valid YAML: {exc}") from None
-    return key.split("."), _plain_floats(value), add
-
-
-def _plain_floats(value: Any) -> Any:
-    """Floats as Python floats, so they are written `0.0001`, not `1e-4` as typed.
-
-    `1e-4` is a float in YAML 1.2 (DVC, ruamel) but a string in YAML 1.1 (PyYAML).
-    """
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, MutableMapping):
-        for key in value:
-            value[key] = _plain_floats(value[key])
-    elif isinstance(value, MutableSequence):
-        for i, item in enumerate(value):
-            value[i] = _plain_floats(item)
-    return value
-
-
-def _child(node: Any, part: str, where: str) -> Any:
-    if isinstance(node, MutableMapping):
-        if part not in node:
-            raise ParamsError(f"{where}: no key {part!r} (present: {', '.join(map(str, node))})")
-        return node[part]
-    if isinstance(node, MutableSequence):
-        if not part.isdigit() or int(part) >= len(node):
-            raise ParamsError(f"{where}: {part!r} is not an index of a list of {len(node)}")
-        return node[int(part)]
-    raise ParamsError(f"{where}: cannot descend into a {type(node).__name__}")
-
-
-def set_param(data: Any, override: str, source: str) -> tuple[str, Any, Any]:
-    """Apply one override in place; return (key, old value, new value)."""
-    path, value, add = parse_override(override)
-    where = f"override {override!r} on {source}"
-    node = data
-    for part in path[:-1]:
-        node = _child(node, part, where)
-    last = path[-1]
-    if isinstance(node, MutableMapping):
-        if last not in node and not add:
-            raise ParamsError(
-                f"{where}: no key {last!r} under {'.'.join(path[:-1]) or 'the top level'}; "
-                f"check the spelling, or write +{'.'.join(path)}=... to add a new key"
-            )
-        old = node.get(last)
-        node[last] = value
-    else:
-        old = _child(node, last, where)
-        node[int(last)] = value
-    return ".".join(path), old, value
 
 
 def _plain(data: Any) -> dict[str, Any]:
