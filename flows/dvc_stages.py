@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -139,6 +140,16 @@ def launcher_for(stage: str) -> str | None:
     return launcher if launcher and stage in stages else None
 
 
+# Progress bars are for a terminal: in a log they are a wall of lines (one per tqdm update).
+QUIET_ENV = {
+    "TQDM_MININTERVAL": "10",
+    "DVC_NO_ANALYTICS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # transformers' "Loading weights" too
+}
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")  # rmcore's log format
+
+
 def launched_command(cmd: str, launcher: str) -> str:
     """`python -m rmcore train` -> `torchrun --nproc_per_node=8 -m rmcore train`."""
     words = shlex.split(cmd)
@@ -192,6 +203,7 @@ def child_main(argv: list[str]) -> int:
     os.environ[_PARENT] = str(os.getpid())  # what the shim, started by DVC, must see
     try:
         with Repo(str(root)) as repo:
+            repo.scm_context.quiet = True  # its `git add` hint, once per stage: the summary has it
             [stage] = repo.stage.collect(_target(root, name))
             sys.addaudithook(_through_shim(os.environ["SHELL"], set(_commands(stage.cmd))))
             repo.reproduce(_target(root, name), single_item=True)
@@ -283,7 +295,7 @@ def run_command(
     This interpreter's directory goes first on PATH (a stage's `python` is ours); Python
     output is unbuffered and tqdm throttled, so the log streams without flooding.
     """
-    env = {"TQDM_MININTERVAL": "10", "DVC_NO_ANALYTICS": "1", **os.environ, **env}
+    env = {**QUIET_ENV, **os.environ, **env}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -301,8 +313,18 @@ def run_command(
         for raw in proc.stdout:
             if line := raw.rstrip():
                 tail.append(line)
-                on_line(line)
+                if shown := console_line(line):
+                    on_line(shown)
     return proc.returncode, tail
+
+
+def console_line(line: str) -> str | None:
+    """A stage's output line as the flow's log shows it: without the stage logger's own
+    timestamp (the flow's log has one); None for the stage's JSON summary: its results are in
+    the stage's files and in the run's summary."""
+    if line.startswith("{") and line.endswith("}"):
+        return None
+    return _TIMESTAMP.sub("", line, count=1)
 
 
 def push(root: Path) -> str | None:

@@ -173,7 +173,9 @@ def _run_stage(args: argparse.Namespace) -> int:
     from rmcore.core.paths import Layout
 
     summary = stages.STAGES[args.command](_params(args), Layout(args.root))
-    print(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    # Indented for a person at a terminal; one line for a log (DVC, the flow, a file).
+    indent = 2 if sys.stdout.isatty() else None
+    print(json.dumps(summary, indent=indent, sort_keys=True, default=str))
     return 0
 
 

@@ -15,8 +15,10 @@ linear head saved as `reward_head.safetensors`; they load through `load_reward_m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -295,13 +297,16 @@ def build_reward_model(
         overrides.update(_dropout_overrides(source, cfg))
     # The backbone's own pad id at load time: an added pad token lies beyond the embedding
     # until it is resized, and classes that build `nn.Embedding(..., padding_idx)` refuse it.
-    backbone = AutoModelForSequenceClassification.from_pretrained(
-        source,
-        use_safetensors=True,
-        trust_remote_code=cfg.trust_remote_code,
-        dtype=dtype,
-        **overrides,
-    )
+    with _quiet_load_report():
+        backbone, loading = AutoModelForSequenceClassification.from_pretrained(
+            source,
+            use_safetensors=True,
+            trust_remote_code=cfg.trust_remote_code,
+            dtype=dtype,
+            output_loading_info=True,
+            **overrides,
+        )
+    _report_loading(backbone, loading, cfg.name)
     _set_pad_token(backbone, int(tokenizer.pad_token_id), len(tokenizer))
     model = RewardModel(
         backbone, tokenizer, cfg.pooling, tokenize_config, trust_remote_code=cfg.trust_remote_code
@@ -309,6 +314,43 @@ def build_reward_model(
     if cfg.lora.enabled:
         model.lora = apply_lora(backbone, cfg.lora, cfg.name, train_head=model.native)
     return model
+
+
+@contextlib.contextmanager
+def _quiet_load_report() -> Iterator[None]:
+    """transformers prints a table of missing keys at every load of a backbone with a new head:
+    alarming for what is expected. `_report_loading` says it in one line instead."""
+    loggers = [logging.getLogger(name) for name in _LOAD_REPORT_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+_LOAD_REPORT_LOGGERS = ("transformers.modeling_utils", "transformers.utils.loading_report")
+
+
+def _report_loading(backbone: PreTrainedModel, loading: dict[str, Any], name: str) -> None:
+    """One line on what the checkpoint lacked: the new scoring head (expected), or weights of
+    the backbone itself (a warning: the checkpoint does not fit the architecture)."""
+    prefix = f"{backbone.base_model_prefix}."
+    missing = sorted(loading.get("missing_keys") or ())
+    inside = [key for key in missing if key.startswith(prefix)]
+    head = [key for key in missing if not key.startswith(prefix)]
+    if head:
+        log.info("new scoring head on %s, initialised: %s", name, ", ".join(head))
+    if inside:
+        log.warning(
+            "%s lacks %d backbone weights, initialised at random (e.g. %s): is it the "
+            "checkpoint of this architecture?",
+            name,
+            len(inside),
+            ", ".join(inside[:3]),
+        )
 
 
 def _set_pad_token(backbone: PreTrainedModel, pad_id: int, vocab: int) -> None:
