@@ -1,0 +1,49 @@
+"""The scale benchmark runs in its quick mode: one JSON line, counts that add up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+STAGE_KEYS = {"seconds", "groups_per_s", "peak_rss_mb", "worker_peak_rss_mb", "peak_tree_rss_mb"}
+
+
+@pytest.mark.slow
+def test_quick_scale_benchmark(tmp_path: Path) -> None:
+    script = REPO_ROOT / "benchmarks" / "scale.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout[-2000:]  # one JSON line, logs on stderr
+    result = json.loads(lines[0])
+    assert result["benchmark"] == "scale" and result["quick"] is True
+    [size] = result["sizes"]
+    run = result["results"][str(size)]
+    expected = run["expected"]
+    assert expected["groups"] == size
+    totals = run["ingest"]["totals"]
+    for key in ("records_read", "records_quarantined", "groups_kept"):
+        assert totals[key] == expected[key], key
+    assert totals["records_kept"] + totals["records_quarantined"] == totals["records_read"]
+    for stage in ("ingest", "tokenize_1proc", "tokenize_2proc"):
+        assert run[stage].keys() >= STAGE_KEYS, stage
+        assert run[stage]["peak_rss_mb"] > 0 and run[stage]["groups_per_s"] > 0
+    for procs in (1, 2):
+        tokenized = run[f"tokenize_{procs}proc"]
+        assert tokenized["groups"] == expected["groups_kept"]
+        assert max(tokenized["processes"]) == procs
+    assert run["tokenize_1proc"]["tokens"] == run["tokenize_2proc"]["tokens"]
+    assert run["tokenize_outputs_identical"] is True
