@@ -186,17 +186,33 @@ def _epoch_loader(run: Run) -> tuple[Iterator[list[Batch]], int]:
 
 
 def _log_progress(run: Run, row: dict[str, float], quiet_bar: bool) -> None:
-    """Without a progress bar (logs, Prefect), a line every 5% of the run."""
+    """Without a progress bar (logs, Prefect), a line every 5% of the run, with the speed
+    and the time left at that speed (training steps only: validation adds its own)."""
     every = max(1, run.plan.total_steps // 20)
-    if quiet_bar and run.acc.is_main_process and run.state.step % every == 0:
+    state = run.state
+    if quiet_bar and run.acc.is_main_process and state.step % every == 0:
+        seconds = max(state.train_seconds, 1e-9)
+        left = seconds / max(1, state.step) * (run.plan.total_steps - state.step)
         log.info(
-            "step %d/%d loss %.4f accuracy %.3f lr %.2e",
-            run.state.step,
+            "step %d/%d loss %.4f accuracy %.3f lr %.2e | %.1f pairs/s, %s left",
+            state.step,
             run.plan.total_steps,
             row["loss"],
             row["accuracy"],
             row["lr"],
+            state.pairs / seconds,
+            _duration(left),
         )
+
+
+def _duration(seconds: float) -> str:
+    """1h02m, 3m05s, 42s."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _loop(run: Run) -> None:
