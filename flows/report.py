@@ -69,15 +69,41 @@ def results(root: Path) -> dict[str, Any]:
     metrics = _read_json(layout.eval_metrics)
     if metrics is not None:
         found["eval_metrics_file"] = str(layout.eval_metrics)
-        found["eval_metrics"] = {
-            key: value for key, value in metrics.items() if isinstance(value, int | float | str)
-        }
+        found["eval_metrics"] = metrics
     registration = _read_json(layout.registration)
     if registration is not None:
         found["registration"] = registration
     found["mlflow_ui"] = _mlflow_ui(layout, registration)
     found["prefect_ui"] = _prefect_ui(root)
+    resolved = root.resolve()
+    found["in_git"] = any((d / ".git").exists() for d in (resolved, *resolved.parents))
     return found
+
+
+HEADLINE = ("pairwise_accuracy", "best_vs_worst_accuracy", "kendall_tau", "ece")
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "-" if value is None else str(value)
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def metrics_text(metrics: dict[str, Any]) -> list[str]:
+    """The headline metrics, rounded, beside the baselines of the same pairs."""
+    found = metrics.get("baselines")
+    baselines: dict[str, Any] = found if isinstance(found, dict) else {}
+    names = sorted(baselines)
+    rows = [["metric", "model", *(name.replace("_", " ") for name in names)]]
+    for key in HEADLINE:
+        if key in metrics:
+            cells = [_number((baselines[name] or {}).get(key)) for name in names]
+            rows.append([key, _number(metrics[key]), *cells])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def _short(text: str, width: int = 100) -> str:
@@ -109,24 +135,33 @@ def verdict(rows: list[dict[str, Any]]) -> str:
 
 
 def summary_text(report: dict[str, Any], with_table: bool = True) -> str:
-    """The end-of-run message: stages, params, push, results and how to look at them."""
+    """The end-of-run message: stages, params, push, results and where to look next."""
     lines = ["", table_text(report["stages"]), ""] if with_table else []
     lines.append(report["verdict"])
     lines += [f"params: {change}" for change in report["params_changes"]]
     lines.append(f"dvc push: {report['push']}")
     found = report["results"]
     if "eval_metrics" in found:
-        lines += ["", f"Eval metrics ({found['eval_metrics_file']}):"]
-        lines += [f"  {key}: {value}" for key, value in found["eval_metrics"].items()]
+        metrics = found["eval_metrics"]
+        pairs = f"{metrics['n_pairs']} pairs, " if "n_pairs" in metrics else ""
+        lines += ["", f"Held-out test ({pairs}{found['eval_metrics_file']}):"]
+        lines += metrics_text(metrics)
+    lines += ["", "Next:"]
     if "registration" in found:
         reg = found["registration"]
-        lines += ["", f"Registered model: {reg.get('model_uri')}"]
-        lines += [f"  {key}: {reg[key]}" for key in ("name", "version", "aliases") if key in reg]
+        aliases = ", ".join(reg.get("aliases") or []) or "no alias"
+        lines.append(
+            f"  model:    {reg.get('model_uri')} (version {reg.get('version')}, {aliases})"
+        )
+        lines.append(
+            f"  score:    rmpipe score --model-uri {reg.get('model_uri')} --input rows.jsonl"
+        )
     lines += [
-        "",
-        f"MLflow UI:  {found['mlflow_ui']}",
-        f"Prefect UI: {found['prefect_ui']}",
+        f"  MLflow:   {found['mlflow_ui']}",
+        f"  Prefect:  {found['prefect_ui']}",
     ]
+    if found.get("in_git"):
+        lines.append("  record:   git add dvc.lock params.yaml && git commit  # this run, for DVC")
     return "\n".join(lines)
 
 
