@@ -155,3 +155,13 @@ def test_stage_commands_must_go_through_the_shim() -> None:
     for argv in (["/bin/bash", "-c", "python stage.py train"], "python stage.py train"):
         with pytest.raises(RuntimeError, match=r"without \$SHELL"):
             hook("subprocess.Popen", (None, argv, None, None))
+
+
+def test_the_console_shows_stage_lines_without_their_timestamp_or_json_summary() -> None:
+    from flows.dvc_stages import console_line
+
+    stamped = "2026-12-02 14:03:43,880 INFO rmcore.train.recipe: training 53 steps"
+    assert console_line(stamped) == "INFO rmcore.train.recipe: training 53 steps"
+    assert console_line('{"splits": {"train": {"groups": 847}}, "totals": {}}') is None
+    assert console_line("> python -m rmcore train") == "> python -m rmcore train"
+    assert console_line("{not a summary") == "{not a summary"

@@ -57,6 +57,10 @@ def test_flow_reproduces_skips_retries_pushes_and_fails_cleanly(
     assert second.returncode == 0, second.stdout + second.stderr
     assert "Nothing to reproduce: all 3 stages were up to date" in second.stdout
     assert runs(project) == ["prepare", "train", "register"]
+    # ... in a short console story: a line per stage, the table, the summary
+    console = (second.stdout + second.stderr).splitlines()
+    assert len(console) <= 40, "\n".join(console)
+    assert second.stdout.count("Nothing to reproduce") == 1, second.stdout
 
     # 3. Another clone restores data and model from the DVC remote.
     git("add", "-A", cwd=project)
