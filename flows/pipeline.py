@@ -168,7 +168,9 @@ def pipeline(
         "push": pushed,
         "results": report.results(project),
     }
-    logger.info("%s", report.summary_text(summary, with_table=False))
+    # The whole summary is the run's artifact (and what the command line prints): the log
+    # keeps the verdict, so a console run does not show the summary twice.
+    logger.info("%s (summary: artifact 'pipeline-results')", summary["verdict"])
     create_markdown_artifact(report.markdown(summary), key="pipeline-results")
     return summary
 
