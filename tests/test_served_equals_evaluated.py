@@ -23,7 +23,12 @@ from rmcore.core.config import EvalConfig, ModelConfig, TokenizeConfig
 from rmcore.core.paths import Layout
 from rmcore.data.schema import GROUP_SCHEMA
 from rmcore.model.reward_model import build_reward_model
-from rmcore.model.scoring import score_groups, score_texts
+from rmcore.model.scoring import (
+    record_score_precision,
+    score_groups,
+    score_precision,
+    score_texts,
+)
 from rmcore.text.tokenize import encode_records, tokenize_table
 from rmcore.text.tokenizer import load_tokenizer
 from tests.tiny import BAD, FILLER, GOOD, TOPICS, make_tiny_bert, make_tiny_neox, write_groups
@@ -129,9 +134,13 @@ def test_served_reward_equals_evaluated_reward(models: dict[str, str], kind: str
     np.testing.assert_allclose(served, evaluated, atol=1e-5)
 
 
-def test_evaluate_stage_and_pyfunc_agree(models: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["no", "bf16"])
+def test_evaluate_stage_and_pyfunc_agree(
+    models: dict[str, str], tmp_path: Path, precision: str
+) -> None:
     """The pipeline's own paths: the tokenize stage, evaluate's scoring of the test split,
-    and the pyfunc model that `rmpipe score` and model serving call."""
+    and the pyfunc model that `rmpipe score` and model serving call; for a model trained in
+    fp32 and one trained in bf16, which both score in bf16 (the precision saved with it)."""
     from rmcore.evaluate.evaluation import score_test_split
     from rmcore.register.pyfunc_model import RewardModelPyfunc
     from tests.tiny import tiny_params
@@ -143,10 +152,13 @@ def test_evaluate_stage_and_pyfunc_agree(models: dict[str, str], tmp_path: Path)
     report = stages.tokenize(params, layout)
     assert report["splits"]["test"]["trimmed_prompts"] > 0
     torch.manual_seed(0)
-    build_reward_model(params.model, params.tokenize).save_pretrained(layout.model_dir)
+    model = build_reward_model(params.model, params.tokenize)
+    record_score_precision(model, precision)  # as the train stage does
+    model.save_pretrained(layout.model_dir)
     scores, _ = score_test_split(EvalConfig(batch_size=3), layout, "cpu")
     pyfunc = RewardModelPyfunc()
     pyfunc.load_context(SimpleNamespace(artifacts={"reward_model": str(layout.model_dir)}))
+    assert score_precision(pyfunc.model) == ("bf16" if precision == "bf16" else "fp32")
     prompts, responses = flat(rows)
     served = pyfunc.predict(None, pd.DataFrame({"prompt": prompts, "response": responses}))
     np.testing.assert_allclose(served, scores.rewards, atol=1e-5)

@@ -2,8 +2,9 @@
 (metrics/eval.json, what `dvc metrics show` prints), every metric (metrics/eval_details.json)
 and plots.
 
-Rewards come from `rmcore.batching.score_groups`, which does not depend on batch size or
-padding; the metrics are pure functions in `rmcore.metrics`.
+Rewards come from `rmcore.model.scoring.score_groups`, which does not depend on batch size or
+padding, in the precision saved with the model (recorded in the details' identity); the
+metrics are pure functions in `rmcore.metrics`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,17 @@ def score_test_split(
     return scores, hashing.groups_hash(group_ids, ranks)
 
 
+def saved_score_precision(model_dir: Path) -> str:
+    """The scoring precision recorded in a saved model's config.json (fp32 where none is)."""
+    import json
+
+    from rmcore.model.scoring import PRECISION_KEY, checked_precision
+
+    path = model_dir / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    return checked_precision(config.get(PRECISION_KEY), str(path))
+
+
 def write_plots(scores: GroupScores, metrics: dict[str, Any], layout: Layout) -> list[Path]:
     """PNG images under plots/eval and CSV tables for `dvc plots`."""
     pairs = ranked_pairs(scores)
@@ -115,6 +127,8 @@ def run_evaluation(
         "split": SPLIT,
         "test_data_hash": data_hash,
         "model_hash": hashing.directory_hash(layout.model_dir),
+        # what every consumer of the model scores it in (saved with it by the train stage)
+        "score_precision": saved_score_precision(layout.model_dir),
     }
     # NaN -> null, listed with the reason; the details first: register reads both
     atomic.write_json(layout.eval_details, metrics)

@@ -39,7 +39,7 @@ from rmcore.model.reward_model import (
     load_reward_model,
     set_reward_stats,
 )
-from rmcore.model.scoring import score_groups
+from rmcore.model.scoring import record_score_precision, score_groups
 from rmcore.text.tokenize import load_tokenized, read_meta
 from rmcore.train.accelerator import (
     AUTOCAST_DTYPES,
@@ -125,6 +125,8 @@ def _setup(params: Params, layout: Layout) -> Run:
     precision = resolve_precision(cfg.mixed_precision, cuda)
     dtype = weights_dtype(params.model, precision, cuda)
     model = build_reward_model(params.model, params.tokenize, dtype)
+    # saved in config.json: every consumer scores the model in the precision it trained in
+    record_score_precision(model, precision)
     if cfg.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable({"use_reentrant": False})
     acc = make_accelerator(cfg, model.native, model, precision)
