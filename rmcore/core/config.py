@@ -319,6 +319,16 @@ class RegisterConfig(_Section):
     )
     champion_alias: str = Field("champion", description="Alias of the production model.")
     challenger_alias: str = Field("challenger", description="Alias of a model that lost the gate.")
+    in_experiments: Literal["register", "skip"] = Field(
+        "register",
+        description="In a DVC experiment (`dvc exp run`, also --temp or queued): register into "
+        "the project's store (`register`), or register nothing (`skip`).",
+    )
+    experiment_aliases: bool = Field(
+        False,
+        description="In a DVC experiment, apply the champion gate (move the champion or "
+        "challenger alias); false: the version is registered and no alias moves.",
+    )
 
 
 class Params(_Section):

@@ -2,8 +2,34 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+# Set by DVC for the stage commands of `dvc exp run` (in the workspace, --temp or queued).
+EXPERIMENT_NAME_ENV = "DVC_EXP_NAME"
+# `dvc exp run --temp` and queued experiments run in a copy of the project at
+# <project>/.dvc/tmp/exps/<tmpdir>/ (DVC's EXEC_TMP_DIR), deleted once the run is collected.
+EXPERIMENT_COPIES = (".dvc", "tmp", "exps")
+
+
+def experiment_origin(root: Path) -> Path | None:
+    """The project a DVC experiment's temporary copy at `root` was made from; None when
+    `root` is no such copy. From the path alone (rmcore does not import DVC); DVC also sets
+    $DVC_ROOT to that project for the copy's stage commands."""
+    for exps in root.resolve().parents:
+        tmp = exps.parent
+        dvc_dir = tmp.parent
+        if (dvc_dir.name, tmp.name, exps.name) == EXPERIMENT_COPIES:
+            return dvc_dir.parent
+    return None
+
+
+def experiment_name(environ: Mapping[str, str] | None = None) -> str | None:
+    """The name of the DVC experiment this process runs in (`dvc exp run`), else None."""
+    name = (os.environ if environ is None else environ).get(EXPERIMENT_NAME_ENV, "").strip()
+    return name or None
 
 
 @dataclass(frozen=True)
@@ -85,9 +111,15 @@ class Layout:
         return self.root / "metrics" / "registration.json"
 
     @property
+    def store_root(self) -> Path:
+        """Where the project's MLflow store lives: the project itself; for a DVC experiment's
+        temporary copy, the project it was copied from (the copy is deleted after the run)."""
+        return experiment_origin(self.root) or self.root
+
+    @property
     def mlflow_db(self) -> Path:
-        return self.root / "mlflow.db"
+        return self.store_root / "mlflow.db"
 
     @property
     def mlflow_artifacts(self) -> Path:
-        return self.root / "mlartifacts"
+        return self.store_root / "mlartifacts"

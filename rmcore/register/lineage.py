@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from rmcore.core.config import Params
-from rmcore.core.paths import Layout
+from rmcore.core.paths import Layout, experiment_name, experiment_origin
 from rmcore.register import redact
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class DatasetRecord:
     context: str
     dvc_md5: str | None
     md5: str = ""
+    source: str = ""  # where the file is; "" for its absolute path
 
 
 @dataclass
@@ -198,6 +199,15 @@ def _add_lineage(record: RunRecord, layout: Layout, secrets: list[str]) -> None:
         record.tags["mlflow.source.git.commit"] = commit[0]  # shown by the MLflow UI
         record.tags["git_dirty"] = str(commit[1]).lower()
     record.tags.update(prefect_tags())
+    if (experiment := experiment_name()) is not None:
+        record.tags["dvc.experiment"] = experiment
+        baseline = os.environ.get("DVC_EXP_BASELINE_REV", "").strip()
+        if baseline:
+            record.tags["dvc.experiment_baseline"] = baseline
+    # DVC deletes an experiment's temporary copy after the run: its files are named by their
+    # path in the project (the experiment's dvc.lock and md5s say which version), not by a
+    # path that will not exist
+    copy = experiment_origin(layout.root) is not None
     lock = read_dvc_lock(layout.root)
     if lock is None:
         record.missing.append(str(layout.root / "dvc.lock"))
@@ -210,7 +220,8 @@ def _add_lineage(record: RunRecord, layout: Layout, secrets: list[str]) -> None:
     for split, context in DATASET_CONTEXTS.items():
         path = layout.split_file(split)
         if path.is_file():
-            record.datasets.append(DatasetRecord(split, path, context, md5, file_md5(path)))
+            source = path.resolve().relative_to(layout.root.resolve()).as_posix() if copy else ""
+            record.datasets.append(DatasetRecord(split, path, context, md5, file_md5(path), source))
         else:
             record.missing.append(str(path))
 

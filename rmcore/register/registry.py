@@ -3,7 +3,10 @@
 Nothing outside rmcore/register imports mlflow (the pyfunc model, `rmpipe score` and the
 cleanup of killed runs beside this module do). Tracking URI:
 `register.tracking_uri` > `$MLFLOW_TRACKING_URI` > `sqlite:////<project>/mlflow.db` with artifacts
-in `<project>/mlartifacts`.
+in `<project>/mlartifacts`. In a DVC experiment's temporary copy (`dvc exp run --temp`, queued
+experiments) `<project>` is the project the copy was made from, not the copy, which DVC deletes
+after the run (`Layout.store_root`). An experiment's version moves no alias unless
+`register.experiment_aliases`; `register.in_experiments: skip` registers nothing.
 
 Registration is ordered so that a process killed at any point leaves nothing half-done that
 matters: the model is logged and loaded back, then a version is created, loaded back from the
@@ -32,7 +35,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from rmcore.core.config import SCORE_BATCH_SIZE, Params, RegisterConfig
-from rmcore.core.paths import Layout
+from rmcore.core.paths import Layout, experiment_name
 from rmcore.register import isolated, redact
 from rmcore.register.candidate import (
     TAG_DATA_HASH,
@@ -51,6 +54,7 @@ log = logging.getLogger(__name__)
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 TAG_ACCURACY = "rmpipe.pairwise_accuracy"
 TAG_VALIDATED = "rmpipe.validated"
+TAG_EXPERIMENT = "rmpipe.dvc_experiment"  # the DVC experiment that registered a version
 VERIFY_ATOL = 1e-4
 MAX_PARAM_CHARS = 6000  # MLflow limit on a param value
 BATCH = 1000  # MLflow limit on metrics per log_batch call
@@ -69,7 +73,7 @@ def resolve_tracking_uri(cfg: RegisterConfig, layout: Layout) -> str:
         return "sqlite:///" + str(layout.mlflow_db.resolve())
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         # A relative SQLite path means relative to the project, not to the working directory.
-        return "sqlite:///" + str((layout.root / uri[len("sqlite:///") :]).resolve())
+        return "sqlite:///" + str((layout.store_root / uri[len("sqlite:///") :]).resolve())
     return uri
 
 
@@ -224,6 +228,7 @@ def create_validated_version(
     candidate: ModelCandidate,
     expected: np.ndarray,
     description: str = "",
+    experiment: str | None = None,
 ) -> ModelVersion:
     """Register a new version (the model card as its description), load it back from the
     registry, then tag it validated."""
@@ -231,6 +236,7 @@ def create_validated_version(
         TAG_MODEL_HASH: candidate.model_hash,
         TAG_DATA_HASH: candidate.data_hash,
         TAG_ACCURACY: repr(candidate.accuracy),
+        **({TAG_EXPERIMENT: experiment} if experiment else {}),
     }
     version = mlflow.register_model(logged_uri, name, tags=tags)
     if description:
@@ -256,7 +262,9 @@ def log_and_register(
         client.log_text(run.info.run_id, card, "README.md")
         logged_uri = log_reward_model(layout, expected, remote)
         name = params.registry.model_name
-        return create_validated_version(client, name, logged_uri, candidate, expected, card)
+        return create_validated_version(
+            client, name, logged_uri, candidate, expected, card, experiment_name()
+        )
 
 
 def log_run_record(client: MlflowClient, run_id: str, record: RunRecord) -> None:
@@ -289,7 +297,7 @@ def _log_dataset(dataset: DatasetRecord) -> None:
         warnings.filterwarnings("ignore", message="The specified dataset source can be")
         data = from_pandas(
             frame,
-            source=dataset.path.resolve().as_uri(),
+            source=dataset.source or dataset.path.resolve().as_uri(),
             name=f"normalized/{dataset.split}",
             digest=dataset.md5 or None,  # this split's own file
         )
@@ -376,6 +384,11 @@ def apply_gate(
 def register_model(params: Params, layout: Layout) -> dict[str, Any]:
     """The register stage: log the run, register the model once, apply the champion gate;
     one registration at a time per store (rmcore/register/lock.py)."""
+    experiment = experiment_name()
+    if experiment is not None and params.registry.in_experiments == "skip":
+        reason = f"DVC experiment {experiment!r} with register.in_experiments: skip"
+        log.info("not registered: %s", reason)
+        return {"name": params.registry.model_name, "registered": False, "reason": reason}
     candidate = read_candidate(layout)
     # Locked before the first access: two processes creating a new SQLite store at once
     # would both run its schema migrations and one would fail.
@@ -396,9 +409,20 @@ def _register(
         version = log_and_register(client, exp_id, params, layout, candidate)
     else:
         log.info("%s version %s already holds this model and data", cfg.model_name, version.version)
-    gate = apply_gate(client, cfg, layout, version, candidate.accuracy, candidate.data_hash)
+    experiment = experiment_name()
+    if experiment is None or cfg.experiment_aliases:
+        gate = apply_gate(client, cfg, layout, version, candidate.accuracy, candidate.data_hash)
+    else:  # a trial: production aliases stay where they are unless asked
+        gate = {
+            "decision": None,
+            "skipped": f"DVC experiment {experiment!r}: no alias moves "
+            "(register.experiment_aliases: false)",
+        }
+        log.info("%s version %s: %s", cfg.model_name, version.version, gate["skipped"])
     aliases = sorted(client.get_model_version(cfg.model_name, version.version).aliases)
     return {
+        "registered": True,
+        "dvc_experiment": experiment,
         "name": cfg.model_name,
         "version": int(version.version),
         "aliases": aliases,
