@@ -86,7 +86,7 @@ def score_groups(
         model.to(device)
     dtype = SCORE_DTYPES[score_precision(model)]
     if layout is None:
-        layout = choose_layout(model, device, compute_dtype=dtype)
+        layout = _scoring_layout(model, device, dtype)
     was_training = model.training
     if was_training:  # (walking the modules costs milliseconds: not on every served request)
         model.eval()
@@ -96,6 +96,20 @@ def score_groups(
     finally:
         if was_training:
             model.train()
+
+
+def _scoring_layout(
+    model: RewardModel, device: torch.device, dtype: torch.dtype | None
+) -> BatchLayout:
+    """`choose_layout`'s choice, once per model, device, precision and attention: a served
+    model scores request after request, each too small to pay for choosing again."""
+    cache: dict[tuple[Any, ...], BatchLayout] = model.__dict__.setdefault("_score_layouts", {})
+    key = (device, dtype, model.config._attn_implementation)
+    if key not in cache:
+        cache[key] = choose_layout(model, device, compute_dtype=dtype)
+        # choosing may switch the backbone to packed attention: that is the key from now on
+        cache[device, dtype, model.config._attn_implementation] = cache[key]
+    return cache[key]
 
 
 def _no_autograd(training: bool) -> Any:
