@@ -399,6 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for n in sizes:
             results[str(n)] = measure(n, work, model)
+            print(json.dumps({"size": n, **results[str(n)]}), file=sys.stderr, flush=True)
             if not args.keep:
                 shutil.rmtree(work / f"n{n}", ignore_errors=True)
     finally:

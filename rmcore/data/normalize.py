@@ -28,8 +28,15 @@ def normalize_text(text: str) -> str:
     Leading indentation is kept (code blocks stay readable).
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "\n".join(_INNER_SPACES.sub(" ", line.rstrip()) for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", text).strip()
+    text = "\n".join(_single_spaces(line.rstrip()) for line in text.split("\n"))
+    if "\n\n\n" in text:
+        text = _BLANK_LINES.sub("\n\n", text)
+    return text.strip()
+
+
+def _single_spaces(line: str) -> str:
+    # the regex only where a run of two spaces or tabs can be (most lines have none): fast
+    return _INNER_SPACES.sub(" ", line) if "  " in line or "\t" in line else line
 
 
 def renumber(ranks: list[int]) -> list[int]:
