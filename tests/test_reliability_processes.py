@@ -137,6 +137,49 @@ def test_a_sigkilled_dvc_repro_takes_its_training_with_it(project: Path, shell: 
             dvc.kill()
 
 
+TORCHRUN_DVC_YAML = """\
+stages:
+  train:
+    cmd: torchrun --standalone --nproc_per_node=2 -m rmcore train
+    deps: [data/tokenized]
+    outs: [models/reward_model]
+"""
+
+
+def test_a_sigkilled_dvc_repro_takes_torchrun_and_its_workers_with_it(project: Path) -> None:
+    """torchrun stands between DVC and the training processes: each worker watches the
+    processes DVC started for the stage and dies when DVC is gone; torchrun then ends."""
+    if not Path(sys.executable).with_name("torchrun").exists():
+        pytest.skip(f"torchrun not found next to {sys.executable}")
+    (project / "dvc.yaml").write_text(TORCHRUN_DVC_YAML)
+    for args in (["init", "--no-scm", "-q"], ["config", "core.analytics", "false"]):
+        subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, check=True)
+    with (project / "dvc.log").open("w") as log:
+        dvc = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "repro", "-s", "train"],
+            cwd=project,
+            env={**_env(), "SHELL": "/bin/sh"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    started: list[Any] = []
+    try:
+        _wait_for(lambda: _holder(project), 240, "the training under torchrun to start")
+        started = psutil.Process(dvc.pid).children(recursive=True)
+        workers = [p for p in started if "rmcore" in " ".join(p.cmdline())]
+        assert len(workers) >= 2, [p.cmdline() for p in started]
+        dvc.send_signal(signal.SIGKILL)
+        dvc.wait(timeout=30)
+        _wait_for(lambda: all(_gone(p) for p in started), 60, "torchrun and its workers to end")
+    finally:
+        if dvc.poll() is None:
+            dvc.kill()
+        for process in started:
+            if not _gone(process):
+                process.kill()
+
+
 def test_a_second_training_of_the_project_stops_naming_the_first(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
