@@ -31,6 +31,7 @@ def ingest(params: Params, layout: Layout) -> Summary:
 def tokenize(params: Params, layout: Layout) -> Summary:
     """Format and tokenise every completion of every group; write Arrow datasets + report.
     Each split is streamed batch by batch over `tokenize.num_proc` processes."""
+    from rmcore.data.io import iter_split_batches, split_rows
     from rmcore.data.schema import SPLITS
     from rmcore.text import tokenize as tok
     from rmcore.text.tokenizer import check_backbone, load_tokenizer
@@ -40,7 +41,11 @@ def tokenize(params: Params, layout: Layout) -> Summary:
     tok.check_max_length(tokenizer, params.tokenize)
     splits: dict[str, Any] = {}
     for split in SPLITS:
-        splits[split] = tok.tokenize_split(layout, split, tokenizer, params.tokenize)
+        columns, size = list(tok.INPUT_COLUMNS), params.tokenize.batch_size
+        batches = iter_split_batches(layout, split, columns, size)
+        path = layout.tokenized / split
+        groups = split_rows(layout, split)
+        splits[split] = tok.tokenize_split(batches, groups, path, tokenizer, params.tokenize)
         log.info("tokenize %s: %s", split, splits[split])
     meta = tok.tokenizer_meta(tokenizer, params.model.name, params.tokenize)
     tok.write_meta(layout, meta)

@@ -15,16 +15,18 @@ from hypothesis import strategies as st
 from rmcore import stages
 from rmcore.core.config import TokenizeConfig
 from rmcore.core.paths import Layout
+from rmcore.data.io import iter_split_batches, split_rows
 from rmcore.data.schema import GROUP_SCHEMA
 from rmcore.text import tokenize as tokenize_module
 from rmcore.text.tokenize import (
+    INPUT_COLUMNS,
     format_and_encode,
     load_tokenized,
     num_processes,
     read_meta,
-    tokenize_split,
     tokenize_table,
 )
+from rmcore.text.tokenize import tokenize_split as streamed
 from rmcore.text.tokenizer import end_token_id, load_tokenizer
 from tests.tiny import make_tiny_bert, make_tiny_neox, synthetic_groups, tiny_params, write_groups
 
@@ -231,6 +233,13 @@ def test_max_length_beyond_model_limit_is_refused(models: dict[str, str], tmp_pa
     write_long_records(layout)
     with pytest.raises(ValueError, match="exceeds the model's limit of 512"):
         stages.tokenize(tiny_params(models["bert"], tokenize={"max_length": 1024}), layout)
+
+
+def tokenize_split(layout: Layout, split: str, tok: Any, cfg: TokenizeConfig) -> dict[str, Any]:
+    """The tokenize stage's streaming path on one split of `layout`."""
+    batches = iter_split_batches(layout, split, list(INPUT_COLUMNS), cfg.batch_size)
+    path = layout.tokenized / split
+    return streamed(batches, split_rows(layout, split), path, tok, cfg)
 
 
 def _tokenized_files(layout: Layout, split: str) -> dict[str, bytes]:

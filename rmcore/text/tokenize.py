@@ -34,7 +34,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.pool import AsyncResult
@@ -52,7 +52,6 @@ from rmcore.core.atomic import atomic_path, write_text
 from rmcore.core.config import ConfigError, TokenizeConfig
 from rmcore.core.integrity import FILESYSTEM_ERRNOS, damaged, restore_hint
 from rmcore.core.paths import Layout
-from rmcore.data.io import iter_split_batches, split_rows
 from rmcore.text.tokenizer import end_token_id, start_token_ids
 
 log = logging.getLogger(__name__)
@@ -218,7 +217,7 @@ def encode_table(
 ) -> pa.Table:
     """Canonical groups (at least group_id, source, prompt, completions, ranks) -> one
     tokenised row per group, with the columns of `FEATURES`."""
-    rows = batch.select(["group_id", "source", "prompt", "completions", "ranks"]).to_pydict()
+    rows = batch.select(list(INPUT_COLUMNS)).to_pydict()
     encoded = encode_records(tokenizer, rows["prompt"], rows["completions"], cfg)
     columns = {
         "group_id": rows["group_id"],
@@ -266,34 +265,35 @@ def num_processes(cfg: TokenizeConfig, groups: int) -> int:
 
 
 def tokenize_split(
-    layout: Layout, split: str, tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig
+    batches: Iterable[pa.RecordBatch],
+    groups: int,
+    path: Path,
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: TokenizeConfig,
 ) -> dict[str, Any]:
-    """Tokenise one normalised split batch by batch, on `num_processes` processes, into
-    `data/tokenized/<split>` (the layout of `datasets.Dataset.save_to_disk`); its counts.
+    """Tokenise one split, given as batches of its `groups` canonical groups (at least the
+    `INPUT_COLUMNS`), on `num_processes` processes into `path` (the layout of
+    `datasets.Dataset.save_to_disk`); its counts.
 
-    Batches are read, encoded and written in input order with a few in flight, so memory
-    stays bounded whatever the split's size, and the output is the same for any number of
-    processes.
+    Batches are encoded and written in input order with a few in flight, so memory stays
+    bounded whatever the split's size, and the output is the same for any number of processes.
     """
     start = time.perf_counter()
-    groups = split_rows(layout, split)
     procs = num_processes(cfg, groups)
-    batches = iter_split_batches(layout, split, list(_INPUT_COLUMNS), cfg.batch_size)
     counts = _Counts()
-    path = layout.tokenized / split
     with atomic_path(path) as tmp:
         shards = _ShardWriter(tmp)
-        for table in _encoded(batches, tokenizer, cfg, procs):
+        for table in _encoded(iter(batches), tokenizer, cfg, procs):
             counts.add(table)
             shards.write(table.drop_columns(_REPORTED).cast(SAVED_FEATURES.arrow_schema))
         shards.finish()
-    if counts.groups != groups:
-        raise RuntimeError(f"tokenised {counts.groups} groups from {groups} records")
+        if counts.groups != groups:
+            raise RuntimeError(f"tokenised {counts.groups} groups from {groups} records")
     elapsed = round(time.perf_counter() - start, 3)
     return {**counts.result(), "seconds": elapsed, "processes": procs}
 
 
-_INPUT_COLUMNS = ("group_id", "source", "prompt", "completions", "ranks")
+INPUT_COLUMNS = ("group_id", "source", "prompt", "completions", "ranks")
 _WORKER: tuple[PreTrainedTokenizerBase, TokenizeConfig] | None = None
 
 
