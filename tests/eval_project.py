@@ -28,6 +28,7 @@ CONFIG_SECRET = "cfg-secret-value-1234"  # under a credential key in the (fake) 
 ENV_SECRET = "env-secret-value-5678"  # put in $RMPIPE_TEST_TOKEN
 REWARD_STATS = {"mean": 0.25, "std": 0.5}
 DVC_MD5 = "0123456789abcdef0123456789abcdef.dir"  # of data/normalized in the fake dvc.lock
+STEP_TIMES = {1: 1764669600.125, 2: 1764669601.5, 3: 1764669660.0}  # when each train step ended
 
 
 def project_params(root: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -90,6 +91,9 @@ def write_reports(layout: Layout, counts: dict[str, Any]) -> None:
     layout.train_steps.write_text(
         "step,loss,accuracy,phase\n1,0.70,0.50,train\n2,0.65,0.60,train\n3,0.60,0.70,train\n",
         encoding="utf-8",
+    )
+    layout.train_step_times.write_text(
+        "step,wall_time\n" + "".join(f"{s},{t}\n" for s, t in STEP_TIMES.items()), encoding="utf-8"
     )
     lock = {
         "schema": "2.0",

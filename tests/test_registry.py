@@ -27,6 +27,7 @@ from tests.eval_project import (
     ENV_SECRET,
     REPO_ROOT,
     REWARD_STATS,
+    STEP_TIMES,
     build_project,
     run_cli,
     sqlite_store,
@@ -172,7 +173,11 @@ def test_register_logs_the_run_and_makes_a_champion(
     assert run.data.params["eval.batch_size"] == "4"
     assert run.data.params["data.sources.0.name"] == "sample-***"
     assert run.data.metrics["eval/pairwise_accuracy"] == pytest.approx(_accuracy(a))
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2, 3]
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert [m.step for m in history] == [1, 2, 3]
+    # each point at the time its step ended in training (metrics/train_step_times.csv)
+    assert [m.timestamp for m in history] == [round(t * 1000) for t in STEP_TIMES.values()]
+    assert history[0].timestamp < history[1].timestamp < history[2].timestamp
     inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
     assert inputs["normalized/test"] == lineage.file_md5(a.split_file("test"))
     artifacts = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id))

@@ -118,6 +118,11 @@ def test_same_seed_same_metrics(tokenized: dict[str, Path], tmp_path: Path) -> N
         model, layout = project(tokenized, "bert", tmp_path / name)
         params = tiny_params(model, model={"dropout": 0.1}, train={"epochs": 1, "seed": seed})
         runs.append((comparable(stages.train(params, layout)), layout.train_steps.read_text()))
+        # apart from the curves: when each step ended, later for each step
+        times = pd.read_csv(layout.train_step_times)
+        assert list(times["step"]) == list(pd.read_csv(layout.train_steps)["step"])
+        assert times["wall_time"].is_monotonic_increasing and times["wall_time"].is_unique
+        assert abs(times["wall_time"].iloc[-1] - time.time()) < 600
     assert runs[0] == runs[1]
     assert runs[0][0]["train_loss"] != runs[2][0]["train_loss"]  # the seed does matter
 

@@ -80,6 +80,11 @@ class Layout:
     def train_steps(self) -> Path:
         return self.root / "plots" / "train_steps.csv"
 
+    @property
+    def train_step_times(self) -> Path:
+        """When each step of plots/train_steps.csv ended (`step,wall_time`, s since the epoch)."""
+        return self.root / "metrics" / "train_step_times.csv"
+
     # evaluate
     @property
     def eval_metrics(self) -> Path:

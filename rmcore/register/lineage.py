@@ -1,7 +1,8 @@
 """What a pipeline run records in the tracking store, as plain data (no MLflow here).
 
 Params come from the validated config with credentials redacted; metrics are the train curves
-(plots/train_steps.csv, one point per step) and every number of metrics/eval_details.json;
+(plots/train_steps.csv, one point per step, at the time the step ended in training, from
+metrics/train_step_times.csv) and every number of metrics/eval_details.json;
 reports and dvc.lock are logged as text with secrets scrubbed; the normalised splits are run
 inputs, each with its own file's md5 as digest and the DVC md5 of data/normalized as a tag;
 tags link the run to its git commit, DVC data and Prefect flow run.
@@ -61,6 +62,8 @@ class RunRecord:
     texts: dict[str, str]  # artifact file -> scrubbed content
     datasets: list[DatasetRecord]
     missing: list[str] = field(default_factory=list)
+    # train step -> when it ended in training (ms since the epoch), for the train/ curves
+    step_times: dict[int, int] = field(default_factory=dict)
 
 
 def metric_name(*parts: str) -> str:
@@ -137,6 +140,22 @@ def train_curves(path: Path) -> list[tuple[str, float, int]]:
     return points
 
 
+def step_times(path: Path) -> dict[int, int]:
+    """metrics/train_step_times.csv as step -> wall-clock milliseconds since the epoch."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    times = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            times[int(float(row["step"]))] = round(float(row["wall_time"]) * 1000)
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"{path}:{line}: expected integer `step` and `wall_time` (s since the epoch); "
+                "run the train stage again (`dvc repro -f train`)"
+            ) from None
+    return times
+
+
 def redacted_config(params: Params) -> dict[str, Any]:
     """The validated params with credential keys, secret values and URL passwords hidden."""
     config = redact.redact(params.model_dump(mode="json", by_alias=True))
@@ -183,6 +202,10 @@ def build_run_record(params: Params, layout: Layout) -> RunRecord:
         record.metrics += train_curves(layout.train_steps)
     else:
         record.missing.append(str(layout.train_steps))
+    if layout.train_step_times.is_file():
+        record.step_times = step_times(layout.train_step_times)
+    else:  # the curves are logged at the registration's time
+        record.missing.append(str(layout.train_step_times))
     if layout.plots.is_dir():
         record.files.append((layout.plots, "plots"))
     _add_lineage(record, layout, secrets)

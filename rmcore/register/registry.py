@@ -273,7 +273,11 @@ def log_run_record(client: MlflowClient, run_id: str, record: RunRecord) -> None
 
     now = int(time.time() * 1000)
     params = [Param(k, v[:MAX_PARAM_CHARS]) for k, v in record.params.items()]
-    metrics = [Metric(n, v, now, step) for n, v, step in record.metrics]
+    # a train curve's point at the time its step ended in training, other metrics now
+    metrics = [
+        Metric(n, v, record.step_times.get(step, now) if n.startswith("train/") else now, step)
+        for n, v, step in record.metrics
+    ]
     tags = [RunTag(k, v) for k, v in record.tags.items()]
     for start in range(0, len(params), 100):  # MLflow accepts 100 params per call
         client.log_batch(run_id, params=params[start : start + 100])

@@ -56,6 +56,7 @@ from rmcore.train.plan import Plan, StepBatches, data_hash, make_plan, plan_epoc
 from rmcore.train.steps import make_optimizer, train_step, validate
 
 log = logging.getLogger(__name__)
+WALL_TIME = "wall_time"  # history column: when the step ended; not in plots/train_steps.csv
 
 
 @dataclass
@@ -229,6 +230,8 @@ def _loop(run: Run) -> None:
         row = train_step(run.model, run.optimizer, run.scheduler, run.acc, next(loader), run.params)
         check_finite(row, state.step + 1, plan.total_steps, cfg)  # before anything is saved
         state.train_seconds += time.perf_counter() - start
+        # when the step ended (s since the epoch): MLflow logs each point at its own time
+        row[WALL_TIME] = time.time()
         state.history.append({"step": state.step + 1, "epoch": state.epoch, **row})
         state.step, state.step_in_epoch = state.step + 1, state.step_in_epoch + 1
         state.pairs += int(row["pairs"])
@@ -335,9 +338,21 @@ def _write_outputs(run: Run, layout: Layout, wall_start: float, resumed_from: in
             set_reward_stats(target, stats)
         summary = _summary(run, wall_start, resumed_from, stats)
         atomic.write_json(layout.train_metrics, summary)
-        atomic.write_text(layout.train_steps, pd.DataFrame(run.state.history).to_csv(index=False))
+        _write_history(layout, run.state.history)
     run.acc.wait_for_everyone()
     return summary
+
+
+def _write_history(layout: Layout, history: list[dict[str, float]]) -> None:
+    """The per-step curves (the same for the same params and data, to the byte), and apart
+    from them when each step ended, which differs from run to run."""
+    frame = pd.DataFrame(history)
+    times = frame.pop(WALL_TIME) if WALL_TIME in frame else None
+    atomic.write_text(layout.train_steps, frame.to_csv(index=False))
+    if times is not None:
+        # steps of a run resumed from an older checkpoint may have no time: left out
+        stamps = pd.DataFrame({"step": frame["step"], WALL_TIME: times}).dropna()
+        atomic.write_text(layout.train_step_times, stamps.to_csv(index=False))
 
 
 def train(params: Params, layout: Layout) -> dict[str, Any]:
