@@ -251,3 +251,36 @@ def test_an_empty_split_round_trips(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     save_tokenized(groups(0), layout, "validation")
     assert len(load_tokenized(layout, "validation")) == 0
+
+
+@pytest.mark.parametrize("fp32", [True, False])
+def test_packed_attention_under_bf16_autocast(
+    backbones: dict[str, str], monkeypatch: pytest.MonkeyPatch, fp32: bool
+) -> None:
+    """Under bf16 autocast on CPU the packed states stay bf16 and match the padded ones to
+    bf16's rounding, whether the attention computes in fp32 (CPUs without AMX) or in bf16."""
+    from rmcore.model import packing
+
+    monkeypatch.setattr(packing, "cpu_attention_in_fp32", lambda: fp32)
+    model = model_of(backbones["bert"])
+    assert model.enable_packing()
+    data = PackedGroups.from_dataset(groups())
+    batch = collate(data, np.arange(4), pad_id=0, layout=PACKED)
+    plain = collate(data, np.arange(4), pad_id=0)
+    assert batch.segments is not None
+    base = model.backbone.base_model
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        apart = base(
+            input_ids=batch.input_ids,
+            position_ids=batch.position_ids,
+            packed_segments=batch.segments,
+        ).last_hidden_state[0]
+    own = base(input_ids=plain.input_ids, attention_mask=plain.attention_mask).last_hidden_state
+    assert torch.allclose(apart.float(), own[plain.attention_mask.bool()], atol=0.1)
+    # the attention itself hands back the compute dtype
+    qkv = [torch.randn(1, 2, batch.input_ids.shape[1], 8, dtype=torch.bfloat16) for _ in "qkv"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = packing.packed_attention(
+            torch.nn.Module(), *qkv, None, packed_segments=batch.segments
+        )
+    assert out.dtype == torch.bfloat16
