@@ -8,7 +8,9 @@ stage twice (`tokenize.num_proc` 1 and 2), each through `rmcore.stages` in a pro
 own, so each stage's memory is its own: `peak_rss_mb` is the stage process's peak resident set
 (VmHWM), `worker_peak_rss_mb` the largest peak of its tokenize workers (getrusage of its
 children), `peak_tree_rss_mb` the largest sum over it and its workers sampled every 0.2 s
-(pages the forked workers share are counted once per process, so an upper bound).
+(pages the forked workers share are counted once per process, so an upper bound), and
+`tree_rss_mb_by_quarter` that sum's peak in each quarter of the stage's run (flat when memory
+does not grow with the data read).
 
     python benchmarks/scale.py                 # 1e4 and 1e5 groups
     python benchmarks/scale.py --sizes 1000000
@@ -288,11 +290,11 @@ def _run_child(args: list[str]) -> dict[str, Any]:
     command = [sys.executable, str(Path(__file__).resolve()), *args]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    peak = [0]
+    samples: list[int] = []
 
     def sample() -> None:
         while proc.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            samples.append(_tree_rss(proc.pid))
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -302,7 +304,10 @@ def _run_child(args: list[str]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"{args} failed ({proc.returncode}):\n{stderr.decode()[-3000:]}")
     result = json.loads(stdout.decode().strip().splitlines()[-1])
-    result["peak_tree_rss_kb"] = peak[0] // 1024
+    result["peak_tree_rss_kb"] = max(samples, default=0) // 1024
+    # the peak in each quarter of the run: flat when memory does not grow with the data read
+    quarters = [samples[len(samples) * i // 4 : len(samples) * (i + 1) // 4] for i in range(4)]
+    result["tree_rss_mb_by_quarter"] = [round(max(q, default=0) / 2**20) for q in quarters]
     return result
 
 
@@ -314,6 +319,7 @@ def _figures(result: dict[str, Any], groups: int) -> dict[str, Any]:
         "peak_rss_mb": round(result["peak_rss_kb"] / 1024, 1),
         "worker_peak_rss_mb": round(result["worker_peak_rss_kb"] / 1024, 1),
         "peak_tree_rss_mb": round(result["peak_tree_rss_kb"] / 1024, 1),
+        "tree_rss_mb_by_quarter": result["tree_rss_mb_by_quarter"],
     }
 
 
@@ -327,7 +333,7 @@ def _digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def measure(n: int, work: Path, model: str) -> dict[str, Any]:
+def measure(n: int, work: Path, model: str, tokenize: bool = True) -> dict[str, Any]:
     """Generate, ingest and tokenize (1 and 2 processes) N groups; the figures of each."""
     root = work / f"n{n}"
     shutil.rmtree(root, ignore_errors=True)
@@ -344,6 +350,8 @@ def measure(n: int, work: Path, model: str) -> dict[str, Any]:
     totals = ingest["summary"]["totals"]
     out["ingest"] = {**_figures(ingest, n), "totals": totals}
     kept = totals["groups_kept"]
+    if not tokenize:
+        return out
     digests = []
     for procs in (1, 2):
         result = run_stage("tokenize", root, params_for(data_file, model, procs))
@@ -367,6 +375,8 @@ def _linearity(results: dict[str, dict[str, Any]]) -> dict[str, float] | None:
     small, large = results[str(sizes[0])], results[str(sizes[-1])]
     ratio: dict[str, float] = {}
     for stage in ("ingest", "tokenize_1proc", "tokenize_2proc"):
+        if stage not in small or stage not in large:
+            continue
         per_small = small[stage]["seconds"] / sizes[0]
         per_large = large[stage]["seconds"] / sizes[-1]
         ratio[stage] = round(per_large / per_small, 2)
@@ -379,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", help="groups per run (default 1e4 1e5)")
     parser.add_argument("--workdir", type=Path, help="where the data go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument("--ingest-only", action="store_true", help="measure the ingest only")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--params-file", type=Path, help=argparse.SUPPRESS)
@@ -398,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, dict[str, Any]] = {}
     try:
         for n in sizes:
-            results[str(n)] = measure(n, work, model)
+            results[str(n)] = measure(n, work, model, tokenize=not args.ingest_only)
             print(json.dumps({"size": n, **results[str(n)]}), file=sys.stderr, flush=True)
             if not args.keep:
                 shutil.rmtree(work / f"n{n}", ignore_errors=True)
