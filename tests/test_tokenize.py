@@ -280,7 +280,7 @@ def test_large_splits_are_saved_in_shards(
     layout = Layout(tmp_path)
     write_groups(layout, {"train": synthetic_groups(60, seed=3), "test": []})
     cfg = TokenizeConfig(max_length=48, batch_size=10, num_proc=1)
-    tok = load_tokenizer(models["bert"])
+    tok = load_tokenizer(models["neox_chat"])
     tokenize_split(layout, "train", tok, cfg)
     tokenize_split(layout, "test", tok, cfg)
     names = sorted(p.name for p in (layout.tokenized / "train").glob("*.arrow"))

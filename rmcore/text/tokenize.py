@@ -217,6 +217,8 @@ def encode_table(
 ) -> pa.Table:
     """Canonical groups (at least group_id, source, prompt, completions, ranks) -> one
     tokenised row per group, with the columns of `FEATURES`."""
+    if batch.num_rows == 0:  # an empty split; a chat template would take [] for one chat
+        return FEATURES.arrow_schema.empty_table()
     rows = batch.select(list(INPUT_COLUMNS)).to_pydict()
     encoded = encode_records(tokenizer, rows["prompt"], rows["completions"], cfg)
     columns = {
