@@ -77,6 +77,9 @@ class Segments:
     _cache: dict[tuple[bool, int | None], list[torch.Tensor]] = field(
         default_factory=dict, repr=False
     )
+    _plan: list[tuple[torch.Tensor, list[tuple[int, int]]]] = field(
+        default_factory=list, repr=False
+    )
 
     @classmethod
     def build(
@@ -170,6 +173,15 @@ class Segments:
             return [self.index]
         return [self.index[rows, :width] for rows, width in self.chunks]
 
+    def gather_plan(self) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """All chunks' row positions flat, one chunk after the other, and each chunk's
+        (sequences, width): one gather serves every chunk (built once per batch)."""
+        if not self._plan:
+            indices = self.chunk_indices()
+            flat = torch.cat([index.reshape(-1) for index in indices])
+            self._plan.append((flat, [(len(index), index.shape[1]) for index in indices]))
+        return self._plan[0]
+
     def attn_mask(self, causal: bool, window: int | None = None) -> list[torch.Tensor]:
         """Per chunk, the [n, 1, L or 1, L] bool mask for SDPA, built once per batch and
         reused by every layer. `window`: sliding-window attention (a query sees the keys
@@ -205,10 +217,22 @@ class Segments:
         return valid[:, None, None, :]  # [n, 1, 1, L]: real keys only
 
 
-def _gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """[1, H, S, D] packed -> [N, H, L, D] padded (a view of [N, L, H, D] rows)."""
-    # squeeze, not x[0]: select's backward fills a zero tensor of x's size and copies into it
-    return x.squeeze(0).transpose(0, 1)[index].transpose(1, 2)
+def _gather(
+    x: torch.Tensor, flat: torch.Tensor, shapes: list[tuple[int, int]]
+) -> list[torch.Tensor]:
+    """[1, H, S, D] packed -> per chunk [n, H, L, D] padded (views of [n, L, H, D] rows).
+
+    One index_select for all chunks, then views: the backward is one zero-filled [S, H, D]
+    gradient and one index_add, however many chunks (a gather per chunk would fill and add a
+    full-size gradient each). squeeze, not x[0]: select's backward fills a zero tensor too.
+    """
+    heads, dim = x.shape[1], x.shape[3]
+    rows = x.squeeze(0).transpose(0, 1).index_select(0, flat)  # [sum n*L, H, D]
+    parts = rows.split([n * width for n, width in shapes])
+    return [
+        part.view(n, width, heads, dim).transpose(1, 2)
+        for part, (n, width) in zip(parts, shapes, strict=True)
+    ]
 
 
 @functools.cache
@@ -250,11 +274,13 @@ def packed_attention(
         query, key, value = query.float(), key.float(), value.float()
     outs = []
     with torch.autocast("cpu", enabled=False) if upcast else contextlib.nullcontext():
-        for index, mask in zip(segments.chunk_indices(), masks, strict=True):
+        flat, shapes = segments.gather_plan()
+        gathered = zip(*(_gather(x, flat, shapes) for x in (query, key, value)), strict=True)
+        for (q, k, v), mask in zip(gathered, masks, strict=True):
             out = F.scaled_dot_product_attention(
-                _gather(query, index),
-                _gather(key, index),
-                _gather(value, index),
+                q,
+                k,
+                v,
                 attn_mask=mask,
                 dropout_p=dropout,
                 scale=scaling,
