@@ -160,7 +160,12 @@ def summary_text(report: dict[str, Any], with_table: bool = True) -> str:
         f"  MLflow:   {found['mlflow_ui']}",
         f"  Prefect:  {found['prefect_ui']}",
     ]
-    if found.get("in_git"):
+    if found.get("in_git") and report["params_changes"]:
+        # params.yaml was put back after the run; dvc.lock holds the run's params
+        lines.append(
+            "  keep:     put the params above in params.yaml and commit it, to run on them"
+        )
+    elif found.get("in_git"):
         lines.append("  record:   git add dvc.lock params.yaml && git commit  # this run, for DVC")
     return "\n".join(lines)
 

@@ -89,10 +89,10 @@ print(f"{name}: done", flush=True)
 '''
 
 
-def sh(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+def sh(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> str:
     """Run a command, fail the test with its output if it fails; return stdout+stderr."""
     proc = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{' '.join(args)} failed ({proc.returncode}):\n{out}"

@@ -23,8 +23,8 @@ DEPLOYMENT = "reward-model-pipeline/weekly-retrain"
 POOL = "rmpipe"  # the work pool named in prefect.yaml
 
 
-def prefect(env: dict[str, str], *args: str, cwd: Path = REPO_ROOT) -> str:
-    return sh([sys.executable, "-m", "prefect", *args], cwd, env)
+def prefect(env: dict[str, str], *args: str, cwd: Path = REPO_ROOT, timeout: float = 120) -> str:
+    return sh([sys.executable, "-m", "prefect", *args], cwd, env, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,10 @@ def test_worker_runs_the_real_pipeline(
     assert match, out
     run_id = match.group(1)
 
-    worker = prefect(prefect_env, "worker", "start", "--pool", POOL, "--run-once", "--limit", "1")
+    # the whole pipeline, tiny as it is, takes minutes on a busy machine
+    worker = prefect(
+        prefect_env, "worker", "start", "--pool", POOL, "--run-once", "--limit", "1", timeout=600
+    )
     api = prefect_env["PREFECT_API_URL"]
     flow_run = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
     assert flow_run["state"]["type"] == "COMPLETED", (flow_run["state"], worker[-3000:])
@@ -153,7 +156,8 @@ def test_worker_runs_the_real_pipeline(
         },
         timeout=10,
     ).json()
-    assert "Registered model: models:/reward-model/1" in results["data"]
+    assert "model:    models:/reward-model/1 (version 1, champion)" in results["data"]
+    assert "keep:     put the params above in params.yaml" in results["data"]  # overrides
     assert f"mlflow ui --backend-store-uri sqlite:///{real_project}/mlflow.db" in results["data"]
 
 
