@@ -35,9 +35,9 @@ class RowsWriter:
     """Rows written to one Parquet file in row groups of `rows` rows; an unused file still
     gets its schema (and one empty row group, as `pq.write_table` writes an empty table)."""
 
-    def __init__(self, path: Path, schema: pa.Schema, rows: int = ROWS_PER_WRITE) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, rows: int | None = None) -> None:
         self.schema = schema
-        self.rows = rows
+        self.rows = rows or ROWS_PER_WRITE
         self.count = 0
         self._buffer: list[dict[str, Any]] = []
         self._writer = pq.ParquetWriter(path, schema)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rmcore.core.config import SplitConfig
-from rmcore.data.split import assign_split, group_id, split_key
+from rmcore.data import io as data_io
+from rmcore.data.io import read_split
+from rmcore.data.schema import SPLITS, RankedGroup
+from rmcore.data.split import assign_split, assign_split_key, assign_splits, group_id, split_key
 from tests.data.helpers import ingest, source, write_jsonl
 
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
@@ -102,3 +107,80 @@ def test_ingest_never_puts_one_prompt_in_two_splits(prompts: list[str], seed: in
                 assert seen.setdefault(key, split) == split
         again = ingest(root, [source("in.jsonl")], split={"seed": seed})
         assert again.report == result.report
+
+
+def _reference_splits(groups: list[RankedGroup], config: SplitConfig) -> list[str]:
+    """The split of each group by the definition: union-find over prompt keys and split keys
+    with the texts themselves, each linked set taking its smallest prompt key's split."""
+    parent: dict[str, str] = {}
+
+    def find(item: str) -> str:
+        parent.setdefault(item, item)
+        while parent[item] != item:
+            item = parent[item]
+        return item
+
+    prompts = [split_key(g.prompt) for g in groups]
+    for group, prompt in zip(groups, prompts, strict=True):
+        for key in group.split_keys:
+            parent[find("\x1d" + key)] = find(prompt)
+        find(prompt)
+    smallest: dict[str, str] = {}
+    for prompt in prompts:
+        smallest[find(prompt)] = min(smallest.get(find(prompt), prompt), prompt)
+    return [assign_split_key(smallest[find(p)], config) for p in prompts]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "A ", "b", "c", "d  e", "f"]),
+            st.lists(st.sampled_from(["k1", "k2", "k3", "k4"]), max_size=2),
+        ),
+        max_size=25,
+    ),
+    st.integers(0, 100),
+)
+def test_hashed_links_give_the_splits_of_the_definition(
+    items: list[tuple[str, list[str]]], seed: int
+) -> None:
+    """`assign_splits` (hashes; texts only of linked prompts) = the union-find over texts."""
+    config = SplitConfig(train=0.4, validation=0.3, test=0.3, seed=seed)
+    groups = [
+        RankedGroup([{"role": "user", "content": p}], ["x", "y"], [0, 1], "s", split_keys=keys)
+        for p, keys in items
+    ]
+    assign_splits(groups, config)
+    assert [g.split for g in groups] == _reference_splits(groups, config)
+
+
+def test_split_keys_link_across_row_groups_of_the_held_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With split_key the groups wait in a temporary file, here read back in many row groups:
+    the splits equal those of one row group, each item in one split, and the file is gone."""
+    rows = [
+        {"prompt": f"question {i % 40} {'plain' if i % 2 else 'templated'}", "chosen": f"a{i}",
+         "rejected": f"b{i}", "id": f"item{i % 40}"}
+        for i in range(400)
+    ]  # fmt: skip
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    src = source("in.jsonl", "preference", split_key="id")
+    whole = ingest(tmp_path, [src])
+    tables = {s: read_split(whole.layout, s) for s in SPLITS}
+    monkeypatch.setattr(data_io, "ROWS_PER_WRITE", 7)
+    chunked = ingest(tmp_path, [src])
+    assert chunked.report == whole.report
+    items: dict[str, set[str]] = {}
+    for split in SPLITS:
+        table = read_split(chunked.layout, split)
+        assert table.to_pylist() == tables[split].to_pylist()
+        if table.num_rows > 7:
+            assert pq.ParquetFile(chunked.layout.split_file(split)).num_row_groups > 1
+        for row in table.to_pylist():
+            items.setdefault(row["prompt"][0]["content"].split()[1], set()).add(split)
+    assert len(items) == 40 and all(len(splits) == 1 for splits in items.values())
+    assert sorted(p.name for p in chunked.layout.normalized.iterdir()) == sorted(
+        ["quarantine.jsonl", "report.json", *(f"{s}.parquet" for s in SPLITS)]
+    )
