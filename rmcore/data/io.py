@@ -7,7 +7,7 @@ The splits are written group by group (`SplitWriter`) and read batch by batch
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rmcore.core.atomic import atomic_path
+from rmcore.core.atomic import atomic_path, io_error
 from rmcore.core.integrity import FILESYSTEM_ERRNOS, damaged
 from rmcore.core.paths import Layout
 from rmcore.data.records import IngestError
@@ -32,34 +32,67 @@ def groups_table(groups: Iterable[RankedGroup]) -> pa.Table:
 
 
 class RowsWriter:
-    """Rows written to one Parquet file in row groups of `rows` rows; an unused file still
-    gets its schema (and one empty row group, as `pq.write_table` writes an empty table)."""
+    """Rows written to one Parquet file in row groups of `ROWS_PER_WRITE` rows. A file of one
+    row group is written whole at `close` by `pq.write_table` (so a small split is the file it
+    always was); a write error names `shown` (the file's final path)."""
 
-    def __init__(self, path: Path, schema: pa.Schema, rows: int | None = None) -> None:
+    def __init__(
+        self, path: Path, schema: pa.Schema, rows: int | None = None, shown: Path | None = None
+    ) -> None:
+        self.path = path
+        self.shown = shown or path
         self.schema = schema
         self.rows = rows or ROWS_PER_WRITE
         self.count = 0
         self._buffer: list[dict[str, Any]] = []
-        self._writer = pq.ParquetWriter(path, schema)
+        self._writer: pq.ParquetWriter | None = None
         self._closed = False
+        self.touched = False  # whether a write was tried
 
     def add(self, row: dict[str, Any]) -> None:
         self._buffer.append(row)
         if len(self._buffer) >= self.rows:
-            self._flush()
+            self.touched = True
+            with self._naming_errors():
+                if self._writer is None:
+                    self._writer = pq.ParquetWriter(self.path, self.schema)
+                self._writer.write_table(self._table())
 
-    def _flush(self) -> None:
-        self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+    def _table(self) -> pa.Table:
+        table = pa.Table.from_pylist(self._buffer, schema=self.schema)
         self.count += len(self._buffer)
         self._buffer = []
+        return table
 
     def close(self) -> None:
         if self._closed:
             return
-        if self._buffer or self.count == 0:
-            self._flush()
-        self._writer.close()
         self._closed = True
+        self.touched = True
+        with self._naming_errors():
+            if self._writer is None:
+                pq.write_table(self._table(), self.path)
+                return
+            if self._buffer:
+                self._writer.write_table(self._table())
+            self._writer.close()
+
+    def abandon(self) -> None:
+        """Stop without writing what is buffered (the file is about to be removed)."""
+        self._closed = True
+        if self._writer is not None:
+            with suppress(Exception):  # the error that stopped the writing matters more
+                self._writer.close()
+
+    @contextmanager
+    def _naming_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            named = io_error(exc, self.shown)
+            if named is None or named is exc:
+                raise
+            raise named from exc
 
 
 class SplitWriter:
@@ -87,8 +120,9 @@ class SplitWriter:
         self._made = [p for p in (folder, *folder.parents) if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         for split in SPLITS:
-            tmp = self._stack.enter_context(atomic_path(self.layout.split_file(split)))
-            self._writers[split] = RowsWriter(tmp, GROUP_SCHEMA)
+            path = self.layout.split_file(split)
+            tmp = self._stack.enter_context(atomic_path(path))
+            self._writers[split] = RowsWriter(tmp, GROUP_SCHEMA, shown=path)
 
     def hold(self, row: dict[str, Any]) -> None:
         """Keep a group (a row of `HELD_SCHEMA`) in a temporary file until `held`."""
@@ -126,19 +160,34 @@ class SplitWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for writer in self._writers.values():
-            writer.close()
+        failed: BaseException | None = None
+        if kind is None:
+            try:
+                for writer in self._writers.values():
+                    writer.close()
+            except BaseException as error:  # a write error: nothing is moved into place
+                failed, kind, exc, tb = error, type(error), error, error.__traceback__
+        if kind is not None:
+            for writer in self._writers.values():
+                writer.abandon()
         if self._held is not None:
-            self._held.close()
-            self._held_path.unlink(missing_ok=True)
+            self._held.abandon()
+            with suppress(OSError):
+                self._held_path.unlink(missing_ok=True)
+        writers = [*self._writers.values(), *([self._held] if self._held else [])]
+        wrote = any(writer.touched for writer in writers)
         if kind is None and not self._done:
             exc = _NotCommitted()
             kind, tb = type(exc), None
-        self._stack.__exit__(kind, exc, tb)  # removes the temporary files unless committed
-        if not self._done:
-            for folder in self._made:  # the folders made for the files, when left empty
-                with suppress(OSError):
-                    folder.rmdir()
+        try:
+            self._stack.__exit__(kind, exc, tb)  # removes the temporary files unless committed
+        finally:
+            if kind is not None and not wrote:
+                for folder in self._made:  # an ingest stopped before writing leaves nothing
+                    with suppress(OSError):
+                        folder.rmdir()
+        if failed is not None:
+            raise failed
 
 
 class _NotCommitted(Exception):
