@@ -161,6 +161,9 @@ class SplitWriter:
         tb: TracebackType | None,
     ) -> None:
         failed: BaseException | None = None
+        if kind is None and not self._done:  # nothing to finish: the splits are not wanted
+            exc = _NotCommitted()
+            kind, tb = type(exc), None
         if kind is None:
             try:
                 for writer in self._writers.values():
@@ -176,9 +179,6 @@ class SplitWriter:
                 self._held_path.unlink(missing_ok=True)
         writers = [*self._writers.values(), *([self._held] if self._held else [])]
         wrote = any(writer.touched for writer in writers)
-        if kind is None and not self._done:
-            exc = _NotCommitted()
-            kind, tb = type(exc), None
         try:
             self._stack.__exit__(kind, exc, tb)  # removes the temporary files unless committed
         finally:
