@@ -91,7 +91,7 @@ def sample_rows(limit: int) -> list[dict[str, Any]]:
 
 
 def load_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
-    wanted = max(BATCH_SIZES) * 8  # requests take consecutive slices of these, wrapping round
+    wanted = max(BATCH_SIZES) * 8  # a pool the requests take their rows from
     hh = args.data / h.HH_FILE
     if not args.quick and hh.is_file():
         return hh_rows(hh, wanted), str(hh)
@@ -191,10 +191,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def load_test(
     url: str, rows: list[dict[str, Any]], batch: int, n_requests: int, clients: int
 ) -> dict[str, Any]:
-    """`n_requests` requests of `batch` rows each from `clients` threads; latency per request."""
+    """`n_requests` requests of `batch` rows each from `clients` threads; latency per request.
+    The requests start at rows spread evenly over the pool (wrapping round), at every batch
+    size, so single rows are drawn from the whole pool as batches are."""
+    starts = [i * len(rows) // n_requests for i in range(n_requests)]
     bodies = [
-        {"dataframe_records": [rows[(i * batch + j) % len(rows)] for j in range(batch)]}
-        for i in range(n_requests)
+        {"dataframe_records": [rows[(start + j) % len(rows)] for j in range(batch)]}
+        for start in starts
     ]
     local = threading.local()
 
@@ -230,6 +233,8 @@ def load_test(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a CPU benchmark
+    # a stopped benchmark stops its server too (SIGTERM would skip the cleanup otherwise)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with tempfile.TemporaryDirectory(prefix="rmpipe-serve-") as tmp:
         work = args.workdir or Path(tmp)
