@@ -137,7 +137,8 @@ class SplitWriter:
         if self._held is None:
             return
         self._held.close()
-        for batch in pq.ParquetFile(self._held_path).iter_batches(batch_size=ROWS_PER_WRITE):
+        held = pq.ParquetFile(self._held_path, pre_buffer=False)
+        for batch in held.iter_batches(batch_size=ROWS_PER_WRITE):
             yield from batch.to_pylist()
 
     def add(self, row: dict[str, Any], pairs: int) -> None:
@@ -214,7 +215,7 @@ def split_rows(layout: Layout, split: str) -> int:
 def _open_split(layout: Layout, split: str) -> pq.ParquetFile:
     path = _split_path(layout, split)
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps what it read
     except (pa.ArrowInvalid, OSError) as exc:
         raise _unreadable(path, exc) from exc
     if not parquet.schema_arrow.equals(GROUP_SCHEMA):

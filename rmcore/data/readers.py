@@ -252,7 +252,7 @@ def read_parquet(path: Path, shown: str, required: list[str]) -> Iterator[RawRec
         if path.name.lower().endswith(".gz"):
             parquet = pq.ParquetFile(io.BytesIO(_read_bytes(path, shown)))
         else:
-            parquet = pq.ParquetFile(path)
+            parquet = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps what it read
     except IngestError:
         raise
     except Exception as exc:  # pyarrow raises several types for unreadable files
