@@ -244,6 +244,7 @@ def run_trl(args: argparse.Namespace, model: str, data: Layout, work: Path) -> d
         "pairs_per_s": round(n / seconds, 2),
         "tokens_per_s": round(tokens / seconds, 1),
         "train_seconds": round(seconds, 2),
+        "tokens": tokens,
         "peak_memory_mb": _peak_mb(args.device),
     }
     del trainer

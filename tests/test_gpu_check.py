@@ -40,9 +40,6 @@ def test_quick_gpu_check(tmp_path: Path) -> None:
     packed, padded = tiny["ours_packed"], tiny["ours_padded"]
     assert (packed["attention"], padded["attention"]) == ("rmcore_packed", "sdpa")
     assert packed["tokens"] == padded["tokens"] and packed["pairs"] == result["steps"] * 4
-    # TRL trained the same real tokens; both printed figures are rounded (tokens/s to 0.1,
-    # seconds to 0.01), which on a sub-second tiny run is worth a few percent
-    assert tiny["trl"]["tokens_per_s"] * tiny["trl"]["train_seconds"] == pytest.approx(
-        packed["tokens"], rel=0.05
-    )
+    # TRL trained the same real tokens (counted, not recomputed from rounded figures)
+    assert tiny["trl"]["tokens"] == packed["tokens"]
     assert tiny["ratio_vs_trl"] > 0 and tiny["attention"] == "rmcore_packed"
