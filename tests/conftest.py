@@ -23,6 +23,9 @@ for _key, _value in {
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# mlflow.set_tracking_uri / set_registry_uri export these: a test that starts a process of its
+# own store drops both, or the process would follow an earlier test's store.
+MLFLOW_URI_VARS = frozenset({"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"})
 
 
 @pytest.fixture(scope="session")

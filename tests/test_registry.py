@@ -21,6 +21,7 @@ from rmcore import stages
 from rmcore.core.config import RegisterConfig
 from rmcore.core.paths import Layout
 from rmcore.register import lineage, redact
+from tests.conftest import MLFLOW_URI_VARS
 from tests.eval_project import (
     CONFIG_SECRET,
     DVC_MD5,
@@ -121,7 +122,7 @@ def test_registry_module_disables_telemetry_before_importing_mlflow() -> None:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = {k: v for k, v in os.environ.items() if k not in MLFLOW_URI_VARS}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
     return {**env, **extra}
 

@@ -18,6 +18,7 @@ from rmcore import stages
 from rmcore.core.config import load_params
 from rmcore.core.paths import Layout, experiment_name, experiment_origin
 from rmcore.register.registry import TAG_EXPERIMENT
+from tests.conftest import MLFLOW_URI_VARS
 from tests.eval_project import REPO_ROOT, build_project, sqlite_store, write_params
 
 pytestmark = pytest.mark.slow
@@ -70,10 +71,11 @@ def test_dvc_exp_run_temp_registers_into_the_project_store(tmp_path: Path) -> No
     write_params(root)
     stages.evaluate(load_params(root / "params.yaml"), layout)
     sqlite_store(root)  # the project's store, migrated once (as a first registration would)
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    store = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     (root / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
     (root / ".gitignore").write_text("mlflow.db\nmlflow.db.lock\nmlartifacts/\n")
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = {k: v for k, v in os.environ.items() if k not in MLFLOW_URI_VARS}
     env.update(GIT_ID, DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true")
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))

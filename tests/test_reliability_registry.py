@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from rmcore import stages
 from rmcore.core.config import load_params
 from rmcore.register.leftovers import local_path
+from tests.conftest import MLFLOW_URI_VARS
 from tests.eval_project import REPO_ROOT, build_project, run_cli, sqlite_store, write_params
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,7 @@ def test_the_next_registration_removes_what_a_killed_one_logged(tmp_path: Path) 
     stages.evaluate(params, layout)
 
     faults = os.pathsep.join([str(REPO_ROOT / "tests" / "faults"), str(REPO_ROOT)])
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = {k: v for k, v in os.environ.items() if k not in MLFLOW_URI_VARS}
     env.update(PYTHONPATH=faults, RMPIPE_TEST_KILL_AFTER="mlflow.register_model")
     killed = run_cli(layout.root, "register", env=env)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]

@@ -127,7 +127,8 @@ def test_worker_runs_the_real_pipeline(
     assert "champion" in registration["aliases"]
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{real_project / 'mlflow.db'}")
+    store = f"sqlite:///{real_project / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     champion = client.get_model_version_by_alias(registration["name"], "champion")
     assert str(champion.version) == "1"
     assert champion.run_id is not None
