@@ -108,13 +108,16 @@ def _run_stages(root: Path, retries: int, delay: float) -> list[dict[str, Any]]:
         except Exception as exc:
             rows.append(report.failed_row(stage.name, exc))
             rows += [report.stage_row(s.name, report.NOT_RUN) for s in stages[position + 1 :]]
-            _publish_table(rows)
+            _publish_table(rows, failed=True)
             raise
     return rows
 
 
-def _publish_table(rows: list[dict[str, Any]]) -> None:
-    get_run_logger().info("pipeline stages:\n%s", report.table_text(rows))
+def _publish_table(rows: list[dict[str, Any]], failed: bool = False) -> None:
+    """The stage table as an artifact; in the log too when the run failed (the command line
+    prints it after a run that succeeded, with the summary)."""
+    if failed:
+        get_run_logger().info("pipeline stages:\n%s", report.table_text(rows))
     create_table_artifact(
         table=rows, key="pipeline-stages", description="What each dvc.yaml stage did in this run"
     )

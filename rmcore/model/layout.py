@@ -107,8 +107,14 @@ def choose_layout(
         log.warning("%s; using padded rows", message)
         layout, kernel = BatchLayout(), PADDED
     model.attention = kernel if packed else model.config._attn_implementation
-    log.info("batches: %s, attention %s", layout, model.attention)
+    chosen = f"batches: {layout}, attention {model.attention}"
+    # said once per process: scoring chooses again for each model it loads (the gate, serving)
+    log.log(logging.DEBUG if chosen in _SAID else logging.INFO, "%s", chosen)
+    _SAID.add(chosen)
     return layout
+
+
+_SAID: set[str] = set()
 
 
 def _enable(model: RewardModel, kernel: str, packing: str) -> str:

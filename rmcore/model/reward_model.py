@@ -331,7 +331,11 @@ def _quiet_load_report() -> Iterator[None]:
             logger.setLevel(level)
 
 
-_LOAD_REPORT_LOGGERS = ("transformers.modeling_utils", "transformers.utils.loading_report")
+_LOAD_REPORT_LOGGERS = (
+    "transformers.modeling_utils",
+    "transformers.utils.loading_report",
+    "transformers.distributed.tensor_parallel",  # "layers not sharded": no tensor parallelism here
+)
 
 
 def _report_loading(backbone: PreTrainedModel, loading: dict[str, Any], name: str) -> None:
