@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +61,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+def run_benchmark(name: str, *args: str, workdir: Path, timeout: int = 600) -> dict[str, Any]:
+    """`python benchmarks/<name>.py ARGS --workdir WORKDIR`: it must succeed and print exactly
+    one JSON line on stdout (its logs go to stderr); that line, parsed."""
+    script = REPO_ROOT / "benchmarks" / f"{name}.py"
+    done = subprocess.run(
+        [sys.executable, str(script), *args, "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout[-2000:]
+    result: dict[str, Any] = json.loads(lines[0])
+    return result

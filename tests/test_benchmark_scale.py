@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_benchmark
 
 STAGE_KEYS = {"seconds", "groups_per_s", "peak_rss_mb", "worker_peak_rss_mb", "peak_tree_rss_mb"}
 
 
 @pytest.mark.slow
 def test_quick_scale_benchmark(tmp_path: Path) -> None:
-    script = REPO_ROOT / "benchmarks" / "scale.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--quick", "--workdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1, done.stdout[-2000:]  # one JSON line, logs on stderr
-    result = json.loads(lines[0])
+    result = run_benchmark("scale", "--quick", workdir=tmp_path)
     assert result["benchmark"] == "scale" and result["quick"] is True
     [size] = result["sizes"]
     run = result["results"][str(size)]

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_benchmark
 
 KEYS = {
     "train_pairs_per_s",
@@ -30,18 +26,7 @@ KEYS = {
 @pytest.mark.slow
 @pytest.mark.precision
 def test_quick_score_speed_benchmark(tmp_path: Path) -> None:
-    script = REPO_ROOT / "benchmarks" / "score_speed.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--quick", "--workdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1, done.stdout[-2000:]  # one JSON line, logs on stderr
-    result = json.loads(lines[0])
+    result = run_benchmark("score_speed", "--quick", workdir=tmp_path)
     assert not KEYS - result.keys(), KEYS - result.keys()
     assert result["benchmark"] == "score_speed" and result["config"]["quick"] is True
     assert result["pairs"] == result["pairs_trained"] == result["config"]["pairs"]

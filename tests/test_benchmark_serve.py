@@ -3,15 +3,11 @@ one JSON line with every batch size's figures and no failed request."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_benchmark
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,18 +25,7 @@ FIGURES = {
 
 
 def test_quick_serve_benchmark(tmp_path: Path) -> None:
-    script = REPO_ROOT / "benchmarks" / "serve.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--quick", "--requests", "5", "--workdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1, done.stdout[-2000:]  # one JSON line, logs on stderr
-    result = json.loads(lines[0])
+    result = run_benchmark("serve", "--quick", "--requests", "5", workdir=tmp_path, timeout=900)
     assert result["benchmark"] == "serve" and result["config"]["quick"] is True
     assert result["model_uri"].startswith("models:/")
     assert result["config"]["batch_sizes"] == [1, 32]

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import datasets
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_benchmark
 
 KEYS = {
     "ours_pairs_per_s",
@@ -47,21 +44,9 @@ KEYS = {
     reason="trl is not installed (pip install -e '.[bench]' or '.[dev]')",
 )
 def test_quick_benchmark_against_trl(tmp_path: Path) -> None:
-    script = REPO_ROOT / "benchmarks" / "train_vs_trl.py"
     # fp32 for both trainers: the held-out check below compares the train stage's validation
     # with a rescoring in fp32, which bf16 autocast would round differently
-    command = [sys.executable, str(script), "--quick", "--mixed-precision", "no"]
-    done = subprocess.run(
-        [*command, "--workdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1, done.stdout[-2000:]  # one JSON line, logs on stderr
-    result = json.loads(lines[0])
+    result = run_benchmark("train_vs_trl", "--quick", "--mixed-precision", "no", workdir=tmp_path)
     assert not KEYS - result.keys(), KEYS - result.keys()
     assert result["ours_pairs_trained"] == result["config"]["pairs"]
     assert (result["ours_precision"], result["trl_precision"]) == ("fp32", "fp32")

@@ -4,15 +4,11 @@ packed and padded, TRL) and prints its one JSON line, so the GPU check cannot ro
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_benchmark
 
 RUN_KEYS = {"pairs_per_s", "tokens_per_s", "train_seconds", "peak_memory_mb", "mfu"}
 
@@ -20,18 +16,7 @@ RUN_KEYS = {"pairs_per_s", "tokens_per_s", "train_seconds", "peak_memory_mb", "m
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("trl") is None, reason="trl is not installed")
 def test_quick_gpu_check(tmp_path: Path) -> None:
-    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "gpu_check.py"), "--quick"]
-    done = subprocess.run(
-        [*command, "--workdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1, done.stdout[-2000:]  # one JSON line, logs on stderr
-    result = json.loads(lines[0])
+    result = run_benchmark("gpu_check", "--quick", workdir=tmp_path)
     assert result["device"] == "cpu" and result["matmul_peak_gflops_bf16"] > 0
     tiny = result["tiny"]
     for run in ("ours_packed", "ours_padded", "trl"):

@@ -107,17 +107,13 @@ def _holder(root: Path) -> int | None:
         return None
 
 
-# DVC runs a command with `$SHELL -c` (/bin/sh when unset): bash becomes the command, dash
-# (Debian's /bin/sh) forks it and waits, leaving a process between DVC and the training.
-@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
-def test_a_sigkilled_dvc_repro_takes_its_training_with_it(project: Path, shell: str) -> None:
-    if not Path(shell).exists():
-        pytest.skip(f"{shell} is not on this machine")
-    (project / "dvc.yaml").write_text(DVC_YAML)
+def _start_dvc_repro(project: Path, dvc_yaml: str, shell: str) -> subprocess.Popen[bytes]:
+    """`dvc repro -s train` of `dvc_yaml` in `project`, in its own session, with `shell`."""
+    (project / "dvc.yaml").write_text(dvc_yaml)
     for args in (["init", "--no-scm", "-q"], ["config", "core.analytics", "false"]):
         subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, check=True)
     with (project / "dvc.log").open("w") as log:
-        dvc = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "dvc", "repro", "-s", "train"],
             cwd=project,
             env={**_env(), "SHELL": shell},
@@ -125,6 +121,15 @@ def test_a_sigkilled_dvc_repro_takes_its_training_with_it(project: Path, shell: 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+# DVC runs a command with `$SHELL -c` (/bin/sh when unset): bash becomes the command, dash
+# (Debian's /bin/sh) forks it and waits, leaving a process between DVC and the training.
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_sigkilled_dvc_repro_takes_its_training_with_it(project: Path, shell: str) -> None:
+    if not Path(shell).exists():
+        pytest.skip(f"{shell} is not on this machine")
+    dvc = _start_dvc_repro(project, DVC_YAML, shell)
     try:
         pid = _wait_for(lambda: _holder(project), 180, "the training under dvc to start")
         trainer = psutil.Process(pid)
@@ -151,18 +156,7 @@ def test_a_sigkilled_dvc_repro_takes_torchrun_and_its_workers_with_it(project: P
     processes DVC started for the stage and dies when DVC is gone; torchrun then ends."""
     if not Path(sys.executable).with_name("torchrun").exists():
         pytest.skip(f"torchrun not found next to {sys.executable}")
-    (project / "dvc.yaml").write_text(TORCHRUN_DVC_YAML)
-    for args in (["init", "--no-scm", "-q"], ["config", "core.analytics", "false"]):
-        subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, check=True)
-    with (project / "dvc.log").open("w") as log:
-        dvc = subprocess.Popen(
-            [sys.executable, "-m", "dvc", "repro", "-s", "train"],
-            cwd=project,
-            env={**_env(), "SHELL": "/bin/sh"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    dvc = _start_dvc_repro(project, TORCHRUN_DVC_YAML, "/bin/sh")
     started: list[Any] = []
     try:
         _wait_for(lambda: _holder(project), 240, "the training under torchrun to start")
