@@ -82,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     args = p.parse_args(argv)
+    args.data = args.data.resolve()  # the projects it writes live elsewhere
     quick = args.quick
     args.pairs = args.pairs or (24 if quick else 512)
     args.validation = args.validation or (8 if quick else 256)
@@ -144,6 +145,10 @@ def trl_pairs(full: h.Layout, train: datasets.Dataset, model: str) -> datasets.D
 
 
 def heldout_accuracy(model: RewardModel, heldout: datasets.Dataset, device: str) -> dict:
+    """Pair accuracy of `model` on `heldout`, and its steady scoring speed: a first call on
+    a few groups chooses the batch layout (once per model, as training chooses its own
+    before the steps it times)."""
+    score_groups(model, heldout.select(range(min(4, len(heldout)))), device=device)
     start = time.perf_counter()
     rewards = score_groups(model, heldout, device=device)
     seconds = time.perf_counter() - start
@@ -254,12 +259,15 @@ def trl_scores(run: dict, model: str, args: argparse.Namespace, data: dict) -> N
 
 def peaks(args: argparse.Namespace) -> dict[str, Any]:
     """Measured matmul peaks (GFLOP/s) for fp32 and bf16 on the benchmark device."""
-    sizes = (256,) if args.quick else (1024, 2048, 4096)
-    budget = 0.2 if args.quick else 2.0
-    fp32 = h.matmul_peak(torch.float32, args.device, sizes, budget)
-    # Emulated bf16 on CPUs without AVX512-BF16/AMX is far slower: one mid size suffices.
-    bf16_sizes = sizes if args.device == "cuda" else (256 if args.quick else 1024,)
-    bf16 = h.matmul_peak(torch.bfloat16, args.device, bf16_sizes, budget)
+    sizes = (256,) if args.quick else (512, 1024, 2048, 4096)
+    budget, rounds = (0.2, 1) if args.quick else (1.0, 2)
+    fp32 = h.matmul_peak(torch.float32, args.device, sizes, budget, rounds)
+    # Emulated bf16 (no bf16 dot products in the CPU) is far slower: one mid size suffices.
+    hardware_bf16 = args.device == "cuda" or any(
+        flag in h.BF16_FLAGS for flag in h.cpu_kind()["flags"]
+    )
+    bf16_sizes = sizes if hardware_bf16 else (256 if args.quick else 1024,)
+    bf16 = h.matmul_peak(torch.bfloat16, args.device, bf16_sizes, budget, rounds)
     return {
         "matmul_peak_gflops_fp32": fp32["gflops"],
         "matmul_peak_gflops_bf16": bf16["gflops"],

@@ -1,0 +1,140 @@
+"""Choose training defaults by validation accuracy, then score the held-out pairs once.
+
+    python benchmarks/sweep.py                       # hh-rlhf, MiniLM-L6, 512 pairs, CPU
+    python benchmarks/sweep.py --only default,mean   # some of the configurations
+    python benchmarks/sweep.py --quick               # seconds: tiny model, embedded data
+
+The data, backbone and pair budget are those of `train_vs_trl.py`. Every configuration (a
+few `section.key=value` changes to our params) trains from the same initial weights on the
+same train pairs and is judged by its validation accuracy on the next `--validation` train
+pairs, the figure our train stage keeps its best checkpoint by. Only the configuration with
+the best validation accuracy (ties: the one listed first) is scored on the held-out pairs,
+so the held-out figure chooses nothing. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+import harness as h  # also puts the repository on sys.path
+import train_vs_trl as bench
+
+from rmcore import stages
+from rmcore.model.reward_model import load_reward_model
+
+log = logging.getLogger("benchmarks.sweep")
+
+# name -> overrides of our params; "default" is params.yaml as it stands
+GRID: dict[str, list[str]] = {
+    "default": [],
+    "mean_pooling": ["model.pooling=mean"],
+    "lr_1e-4": ["train.lr=1e-4"],
+    "lr_2e-5": ["train.lr=2e-5"],
+    "warmup_0": ["train.warmup_ratio=0.0"],
+    "cosine": ["train.scheduler=cosine"],
+    "constant": ["train.scheduler=constant", "train.warmup_ratio=0.0"],
+    "beta_0": ["loss.beta=0.0"],
+    "beta_0.01": ["loss.beta=0.01"],
+    "margin_0.1": ["loss.margin=0.1"],
+    "batch_8": ["train.batch_size=8"],
+    "epochs_2": ["train.epochs=2"],
+    "epochs_2_lr_1e-4": ["train.epochs=2", "train.lr=1e-4"],
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny model, embedded data (CI)")
+    p.add_argument("--data", type=Path, default=h.SHARED_DATA, help="the shared data folder")
+    p.add_argument("--pairs", type=int, default=None, help="train pairs (default 512)")
+    p.add_argument("--validation", type=int, default=None, help="validation pairs (default 512)")
+    p.add_argument("--backbone", default=None, help="minilm-l6, neox-160m, neox-small, path")
+    p.add_argument("--max-length", type=int, default=None, help="default 512")
+    p.add_argument(
+        "--only", default=None, help=f"comma-separated configurations (of {', '.join(GRID)})"
+    )
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
+    args = p.parse_args(argv)
+    args.data = args.data.resolve()
+    args.names = args.only.split(",") if args.only else list(GRID)
+    if args.quick and not args.only:
+        args.names = ["default", "mean_pooling"]
+    unknown = [n for n in args.names if n not in GRID]
+    if unknown:
+        p.error(f"unknown configurations {unknown}; known: {', '.join(GRID)}")
+    args.pairs = args.pairs or (24 if args.quick else 512)
+    args.validation = args.validation or (8 if args.quick else 512)
+    args.max_length = args.max_length or (128 if args.quick else 512)
+    args.backbone = args.backbone or ("tiny-bert" if args.quick else "minilm-l6")
+    # what prepare_data and run_ours read besides these
+    args.heldout, args.seed = None, 0
+    return args
+
+
+def train_one(args: argparse.Namespace, data: dict, model: str, name: str, work: Path) -> dict:
+    """Train configuration `name` in its own project; its validation figures."""
+    project = h.write_project(
+        work / name, data["full"], {"train": data["train"], "validation": data["validation"]}
+    )
+    params = h.make_params(
+        data["kind"], args.data, model, args.max_length, {"seed": args.seed}, GRID[name]
+    )
+    metrics = stages.train(params, project)
+    return {
+        "val_acc": round(float(metrics["best_val_accuracy"]), 4),
+        "best_step": metrics["best_step"],
+        "steps": metrics["steps"],
+        "train_seconds": metrics["train_seconds"],
+        "pairs_per_s": metrics["pairs_per_s"],
+        "model_dir": str(project.model_dir),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if args.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory(prefix="rmpipe-sweep-") as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        model = bench.backbone_path(args.backbone, work)
+        data = bench.prepare_data(args, work, model)
+        runs = {name: train_one(args, data, model, name, work) for name in args.names}
+        chosen = max(args.names, key=lambda n: (runs[n]["val_acc"], -args.names.index(n)))
+        trained = load_reward_model(Path(runs[chosen]["model_dir"]), device=args.device)
+        heldout = bench.heldout_accuracy(trained, data["heldout"], args.device)
+        result = {
+            "chosen": chosen,
+            "chosen_overrides": GRID[chosen],
+            "chosen_val_acc": runs[chosen]["val_acc"],
+            "chosen_heldout_acc": heldout["acc"],
+            "heldout_pairs": heldout["pairs"],
+            "validation_pairs": h.count_pairs(data["validation"]),
+            "train_pairs": h.count_pairs(data["train"]),
+            "runs": {n: {k: v for k, v in r.items() if k != "model_dir"} for n, r in runs.items()},
+            "config": {
+                "backbone": args.backbone,
+                "max_length": args.max_length,
+                "device": args.device,
+                "quick": args.quick,
+            },
+            "environment": h.environment(),
+            "wall_s": round(time.perf_counter() - start, 1),
+        }
+        h.emit(result)
+        return result
+
+
+if __name__ == "__main__":
+    main()
