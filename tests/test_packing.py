@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
@@ -283,4 +284,29 @@ def test_packed_attention_under_bf16_autocast(
         out, _ = packing.packed_attention(
             torch.nn.Module(), *qkv, None, packed_segments=batch.segments
         )
+    assert out.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_cpu_packed_attention_upcasts_only_for_gradients(
+    monkeypatch: pytest.MonkeyPatch, grad: bool
+) -> None:
+    """On a CPU without AMX the bf16 attention computes in fp32 while gradients are recorded
+    (its fp32 backward is faster there) and in bf16 without them (scoring, validation)."""
+    from rmcore.model import packing
+
+    monkeypatch.setattr(packing, "cpu_attention_in_fp32", lambda: True)
+    seen: list[torch.dtype] = []
+    sdpa = packing.F.scaled_dot_product_attention
+
+    def recording(q: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        seen.append(q.dtype)
+        return sdpa(q, *args, **kwargs)
+
+    monkeypatch.setattr(packing.F, "scaled_dot_product_attention", recording)
+    segments = packing.Segments.build([5, 3])
+    qkv = [torch.randn(1, 2, 8, 8, dtype=torch.bfloat16, requires_grad=grad) for _ in "qkv"]
+    with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = packing.packed_attention(torch.nn.Module(), *qkv, None, packed_segments=segments)
+    assert seen == [torch.float32 if grad else torch.bfloat16]
     assert out.dtype == torch.bfloat16
