@@ -46,11 +46,6 @@ GRID: dict[str, list[str]] = {
     "batch_8": ["train.batch_size=8"],
     "epochs_2": ["train.epochs=2"],
     "epochs_2_lr_1e-4": ["train.epochs=2", "train.lr=1e-4"],
-    # mean pooling with the other changes that came close
-    "mean_lr_1e-4": ["model.pooling=mean", "train.lr=1e-4"],
-    "mean_warmup_0": ["model.pooling=mean", "train.warmup_ratio=0.0"],
-    "mean_batch_8": ["model.pooling=mean", "train.batch_size=8"],
-    "mean_epochs_2": ["model.pooling=mean", "train.epochs=2"],
 }
 
 
