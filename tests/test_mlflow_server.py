@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from rmcore import stages
 from rmcore.core.config import load_params
 from rmcore.core.paths import Layout
 from tests.eval_project import REPO_ROOT, REWARD_STATS, build_project, sqlite_store
+from tests.servers import stop_group, wait_until_answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,35 +60,11 @@ def _start(cmd: list[str], log: Path, url: str, env: dict[str, str], timeout: fl
             cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     try:
-        _wait_ready(proc, url, timeout)
+        wait_until_answering(proc, url, timeout, " ".join(cmd[1:5]))
     except BaseException as exc:
-        _stop(proc)
+        stop_group(proc)
         raise RuntimeError(f"{' '.join(cmd[1:5])}: {exc}\n{log.read_text()[-3000:]}") from exc
     return proc
-
-
-def _wait_ready(proc: Any, url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}")
-        try:
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"no answer from {url} in {timeout}s")
-
-
-def _stop(proc: Any) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +83,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = _env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     proc = _start(cmd, root / "server.log", f"{url}/health", env, timeout=120)
     yield url
-    _stop(proc)
+    stop_group(proc)
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +165,7 @@ def test_models_serve_answers_invocations(
         )
         assert csv.status_code == 200, csv.text
     finally:
-        _stop(proc)
+        stop_group(proc)
     expected = _expected(layout)
     np.testing.assert_allclose(_predictions(raw.json()), expected, atol=1e-5)
     np.testing.assert_allclose(_predictions(csv.json()), expected[:1], atol=1e-5)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.servers import stop_group, wait_until_answering
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -178,30 +177,11 @@ def prefect_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         )
     api = f"http://127.0.0.1:{port}/api"
     try:
-        _wait_healthy(api, server, log_path)
+        wait_until_answering(server, f"{api}/health", 120, "prefect server", log_path)
         env["PREFECT_API_URL"] = api
         yield env
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
-def _wait_healthy(api: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"prefect server exited ({server.returncode}):\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"prefect server not healthy after 120s:\n{log_path.read_text()}")
+        stop_group(server)
 
 
 def run_flow(
