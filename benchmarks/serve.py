@@ -41,6 +41,8 @@ import harness as h  # also puts the repository on sys.path
 import numpy as np
 import requests
 
+from tests.servers import stop_group, wait_until_answering
+
 log = logging.getLogger("benchmarks.serve")
 BATCH_SIZES = (1, 32)
 MODEL_NAME = "reward-model-serve-bench"
@@ -155,37 +157,10 @@ def serving(model_uri: str, log_path: Path, timeout: float) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(proc, f"{url}/ping", timeout, log_path)
+        wait_until_answering(proc, f"{url}/ping", timeout, "mlflow models serve", log_path)
         yield url
     finally:
-        stop(proc)
-
-
-def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float, log_path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"mlflow models serve exited with {proc.returncode}:\n"
-                f"{log_path.read_text(errors='replace')[-3000:]}"
-            )
-        try:
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"mlflow models serve: no answer from {url} in {timeout:.0f}s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 def load_test(
