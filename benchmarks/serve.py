@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         env = {**h.environment(), "cpu": h.cpu_kind()}
         model_uri = args.model_uri
         if model_uri is None:
+            # runs and registry both in the work folder's store (and the server reads it):
+            # an exported MLFLOW_REGISTRY_URI would register the model somewhere else
+            os.environ.pop("MLFLOW_REGISTRY_URI", None)
             os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
             model_uri = register_model(work, args.quick)
         rows, source = load_rows(args)
