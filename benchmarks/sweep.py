@@ -51,31 +51,18 @@ GRID: dict[str, list[str]] = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny model, embedded data (CI)")
-    p.add_argument("--data", type=Path, default=h.SHARED_DATA, help="the shared data folder")
-    p.add_argument("--pairs", type=int, default=None, help="train pairs (default 512)")
-    p.add_argument("--validation", type=int, default=None, help="validation pairs (default 512)")
-    p.add_argument("--backbone", default=None, help="minilm-l6, neox-160m, neox-small, path")
-    p.add_argument("--max-length", type=int, default=None, help="default 512")
+    bench.add_data_args(p, validation=512)
     p.add_argument(
         "--only", default=None, help=f"comma-separated configurations (of {', '.join(GRID)})"
     )
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     args = p.parse_args(argv)
-    args.data = args.data.resolve()
+    bench.finish_data_args(args)
     args.names = args.only.split(",") if args.only else list(GRID)
     if args.quick and not args.only:
         args.names = ["default", "mean_pooling"]
     unknown = [n for n in args.names if n not in GRID]
     if unknown:
         p.error(f"unknown configurations {unknown}; known: {', '.join(GRID)}")
-    args.pairs = args.pairs or (24 if args.quick else 512)
-    args.validation = args.validation or (8 if args.quick else 512)
-    args.max_length = args.max_length or (128 if args.quick else 512)
-    args.backbone = args.backbone or ("tiny-bert" if args.quick else "minilm-l6")
-    # what prepare_data and run_ours read besides these
-    args.heldout, args.seed = None, 0
     return args
 
 

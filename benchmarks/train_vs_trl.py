@@ -51,20 +51,39 @@ log = logging.getLogger("benchmarks.train_vs_trl")
 BACKBONES = {"neox-160m": (12, 768, 12), "neox-small": (6, 512, 8)}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_data_args(p: argparse.ArgumentParser, validation: int) -> None:
+    """The data, backbone and budget options this benchmark shares with `sweep.py`."""
     p.add_argument("--quick", action="store_true", help="tiny model, embedded data (CI)")
     p.add_argument("--data", type=Path, default=h.SHARED_DATA, help="the shared data folder")
     p.add_argument("--pairs", type=int, default=None, help="train pairs (default 512)")
     p.add_argument("--heldout", type=int, default=None, help="held-out pairs (default all)")
-    p.add_argument("--validation", type=int, default=None, help="validation pairs (default 256)")
+    p.add_argument(
+        "--validation", type=int, default=None, help=f"validation pairs (default {validation})"
+    )
     p.add_argument("--backbone", default=None, help="minilm-l6, neox-160m, neox-small, path")
     p.add_argument("--max-length", type=int, default=None, help="default 512")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
+    p.set_defaults(default_validation=validation)
+
+
+def finish_data_args(args: argparse.Namespace) -> None:
+    """Fill the defaults `add_data_args` left open (they differ under --quick)."""
+    quick = args.quick
+    args.data = args.data.resolve()  # the projects it writes live elsewhere
+    args.pairs = args.pairs or (24 if quick else 512)
+    args.validation = args.validation or (8 if quick else args.default_validation)
+    args.max_length = args.max_length or (128 if quick else 512)
+    args.backbone = args.backbone or ("tiny-bert" if quick else "minilm-l6")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_args(p, validation=256)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument(
         "--mixed-precision",
         choices=["auto", "no", "bf16", "fp16"],
@@ -80,15 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECTION.KEY=VALUE",
         help="change one of our params (e.g. model.dropout=null, train.packing=off)",
     )
-    p.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     args = p.parse_args(argv)
-    args.data = args.data.resolve()  # the projects it writes live elsewhere
-    quick = args.quick
-    args.pairs = args.pairs or (24 if quick else 512)
-    args.validation = args.validation or (8 if quick else 256)
-    args.max_length = args.max_length or (128 if quick else 512)
-    args.backbone = args.backbone or ("tiny-bert" if quick else "minilm-l6")
-    if quick:
+    finish_data_args(args)
+    if args.quick:
         args.batch, args.trl_bf16_steps = min(args.batch, 8), 1
     return args
 
