@@ -8,6 +8,7 @@ root on `sys.path` so `rmcore` (and, for `--quick`, `tests.tiny`) import without
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -279,6 +280,14 @@ def cpu_kind() -> dict[str, Any]:
         "native_bf16": cpu_has_native_bf16(),
         BF16_OVERRIDE: os.environ.get(BF16_OVERRIDE),
     }
+
+
+def start_benchmark(device: str = "cpu") -> None:
+    """Logging to stderr, no progress bars, and on the CPU no GPU (accelerate would pick one)."""
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    datasets.disable_progress_bars()
 
 
 def environment() -> dict[str, Any]:

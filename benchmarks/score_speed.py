@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import datasets
 import harness as h  # also puts the repository on sys.path
 import numpy as np
 
@@ -95,9 +93,7 @@ def time_scoring(model: RewardModel, groups: PackedGroups, args: argparse.Namesp
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a CPU benchmark: accelerate would pick a GPU
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    datasets.disable_progress_bars()
+    h.start_benchmark()
     with tempfile.TemporaryDirectory(prefix="rmpipe-score-speed-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import datasets
 import harness as h  # also puts the repository on sys.path
 import train_vs_trl as bench
 
@@ -87,10 +85,7 @@ def train_one(args: argparse.Namespace, data: dict, model: str, name: str, work:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if args.device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    datasets.disable_progress_bars()
+    h.start_benchmark(args.device)
     with tempfile.TemporaryDirectory(prefix="rmpipe-sweep-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

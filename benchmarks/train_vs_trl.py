@@ -361,10 +361,7 @@ def summarise(args: argparse.Namespace, ours: dict, trl: dict, peak: dict, data:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if args.device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # accelerate would otherwise pick a GPU
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    datasets.disable_progress_bars()
+    h.start_benchmark(args.device)
     with tempfile.TemporaryDirectory(prefix="rmpipe-bench-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
