@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mixed-precision", choices=["auto", "no", "bf16"], default="auto")
     p.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     args = p.parse_args(argv)
+    args.data = args.data.resolve()  # the projects it writes live elsewhere
     args.pairs = args.pairs or (24 if args.quick else 256)
     args.max_length = args.max_length or (128 if args.quick else 512)
     args.backbone = args.backbone or ("tiny-bert" if args.quick else "minilm-l6")
