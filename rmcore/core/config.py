@@ -29,7 +29,10 @@ from rmcore.core.formats import FORMATS, parse_options
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-SCORE_BATCH_SIZE = 32  # groups (or rows) per scoring forward pass, unless configured
+# Groups (or rows) per scoring forward pass, unless configured. On CPU, passes of 8-16 hh-rlhf
+# groups scored 15-20% more pairs/s than passes of 32 (bf16 and fp32 alike: smaller passes keep
+# activations in cache); on a GPU, raise it (eval.batch_size, the served model's batch_size).
+SCORE_BATCH_SIZE = 8
 
 
 class ConfigError(ValueError):
