@@ -72,7 +72,7 @@ class Trainer:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=h.SHARED_DATA)
+    h.add_data_option(p)
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--rounds", type=int, default=3)

@@ -7,6 +7,7 @@ root on `sys.path` so `rmcore` (and, for `--quick`, `tests.tiny`) import without
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -45,6 +46,17 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 HH_FILE = "hh-rlhf-harmless-base/test.jsonl.gz"
 OASST_FILE = "oasst_en100/en_100_tree.jsonl"
 HELDOUT_SPLIT = {"train": 0.8, "validation": 0.0, "test": 0.2, "seed": 0}
+
+
+def add_data_option(parser: argparse.ArgumentParser) -> None:
+    """`--data`: the shared data folder, made absolute as it is parsed (the stages run in
+    projects the benchmarks write elsewhere, where a relative path would not be found)."""
+    parser.add_argument(
+        "--data",
+        type=lambda value: Path(value).resolve(),
+        default=SHARED_DATA,
+        help="the shared data folder",
+    )
 
 
 def source(data_dir: Path, kind: str) -> dict[str, Any]:

@@ -105,7 +105,7 @@ def _k_range(data: PackedGroups) -> list[int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=h.SHARED_DATA)
+    h.add_data_option(p)
     p.add_argument("--datasets", default="hh,oasst")
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--width", type=int, default=512)

@@ -36,7 +36,7 @@ log = logging.getLogger("benchmarks.score_speed")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny model, embedded data (CI)")
-    p.add_argument("--data", type=Path, default=h.SHARED_DATA, help="the shared data folder")
+    h.add_data_option(p)
     p.add_argument("--pairs", type=int, default=None, help="pairs trained and scored (256)")
     p.add_argument("--backbone", default=None, help="minilm-l6 (default) or a model path")
     p.add_argument("--max-length", type=int, default=None, help="default 512")
@@ -46,7 +46,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mixed-precision", choices=["auto", "no", "bf16"], default="auto")
     p.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     args = p.parse_args(argv)
-    args.data = args.data.resolve()  # the projects it writes live elsewhere
     args.pairs = args.pairs or (24 if args.quick else 256)
     args.max_length = args.max_length or (128 if args.quick else 512)
     args.backbone = args.backbone or ("tiny-bert" if args.quick else "minilm-l6")

@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny model, sample rows (CI)")
     p.add_argument("--model-uri", default=None, help="serve this model instead of registering")
-    p.add_argument("--data", type=Path, default=h.SHARED_DATA, help="the shared data folder")
+    h.add_data_option(p)
     p.add_argument("--requests", type=int, default=None, help="per batch size (default 64)")
     p.add_argument("--clients", type=int, default=4, help="concurrent client threads")
     p.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")

@@ -54,7 +54,7 @@ BACKBONES = {"neox-160m": (12, 768, 12), "neox-small": (6, 512, 8)}
 def add_data_args(p: argparse.ArgumentParser, validation: int) -> None:
     """The data, backbone and budget options this benchmark shares with `sweep.py`."""
     p.add_argument("--quick", action="store_true", help="tiny model, embedded data (CI)")
-    p.add_argument("--data", type=Path, default=h.SHARED_DATA, help="the shared data folder")
+    h.add_data_option(p)
     p.add_argument("--pairs", type=int, default=None, help="train pairs (default 512)")
     p.add_argument("--heldout", type=int, default=None, help="held-out pairs (default all)")
     p.add_argument(
@@ -71,7 +71,6 @@ def add_data_args(p: argparse.ArgumentParser, validation: int) -> None:
 def finish_data_args(args: argparse.Namespace) -> None:
     """Fill the defaults `add_data_args` left open (they differ under --quick)."""
     quick = args.quick
-    args.data = args.data.resolve()  # the projects it writes live elsewhere
     args.pairs = args.pairs or (24 if quick else 512)
     args.validation = args.validation or (8 if quick else args.default_validation)
     args.max_length = args.max_length or (128 if quick else 512)
