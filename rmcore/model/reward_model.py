@@ -34,6 +34,7 @@ from transformers import (
 )
 
 from rmcore.core.config import ConfigError, ModelConfig, TokenizeConfig
+from rmcore.model import last_layer
 from rmcore.model.backbone import (
     cast_to,
     encoder_head,
@@ -97,6 +98,8 @@ class RewardModel(nn.Module):
         self.lora: LoraState | None = None  # set by `apply_lora`
         # the attention batches run through (set by `rmcore.model.layout.choose_layout`)
         self.attention: str = backbone.config._attn_implementation
+        # the last layer computes the pooled tokens only (see `rmcore.model.last_layer`)
+        self.pooled_last_layer = self.pooling != "mean" and last_layer.install(backbone)
 
     @property
     def config(self) -> Any:
@@ -126,11 +129,29 @@ class RewardModel(nn.Module):
         `enable_packing()` first. A decoder given a 2-D mask and no position ids numbers the
         real tokens of each row from 0, so left and right padding give the same rewards.
         """
-        if segments is None and score_index is None and self.native and not self.decoder:
-            out = self.backbone(
-                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
-            )
-            return out.logits[:, 0].float()  # [N]
+        rows = self._pooled_rows(attention_mask, score_index, segments)
+        with last_layer.pooled_rows(*rows) if rows is not None else contextlib.nullcontext():
+            if segments is None and score_index is None and self.native and not self.decoder:
+                out = self.backbone(
+                    input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+                )
+                return out.logits[:, 0].float()  # [N]
+            hidden = self._hidden(input_ids, attention_mask, position_ids, segments)
+        if rows is not None:  # [B', T', H]: the pooled tokens only, in pooling order
+            pooled = hidden.reshape(-1, hidden.shape[-1])
+        else:
+            pooled = self._pool(hidden, attention_mask, score_index, segments)  # [M, H]
+        return self._head(pooled)[:, 0].float()  # [M]
+
+    def _hidden(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None,
+        segments: Segments | None,
+    ) -> torch.Tensor:
+        """The backbone's last hidden states [N, T, H] (of the pooled rows only, where the
+        last layer is asked for those)."""
         extra: dict[str, Any] = {}
         backbone_mask: torch.Tensor | None = self._backbone_mask(attention_mask)
         if segments is not None:
@@ -148,14 +169,36 @@ class RewardModel(nn.Module):
             position_ids = positions_from_mask(attention_mask)
         elif position_ids is not None and self.position_offset:
             position_ids = position_ids + self.position_offset
-        hidden = self.backbone.base_model(
+        return self.backbone.base_model(
             input_ids=input_ids,
             attention_mask=backbone_mask,
             position_ids=position_ids,
             **extra,
-        ).last_hidden_state  # [N, T, H]
-        pooled = self._pool(hidden, attention_mask, score_index, segments)  # [M, H]
-        return self._head(pooled)[:, 0].float()  # [M]
+        ).last_hidden_state
+
+    def _pooled_rows(
+        self,
+        mask: torch.Tensor,
+        score_index: torch.Tensor | None,
+        segments: Segments | None,
+    ) -> tuple[torch.Tensor, tuple[int, int]] | None:
+        """The flat positions of the pooled tokens and the [B', T'] shape they take, where
+        the last layer is to compute those only; None where it computes every token."""
+        if not self.pooled_last_layer or last_layer.checkpointed(self.backbone):
+            return None  # (recomputation in the backward pass would see every token)
+        if score_index is not None:
+            return score_index, (1, len(score_index))
+        if segments is not None:
+            index = self._segment_tokens(segments)
+            return torch.tensor(index, device=mask.device), (1, len(index))
+        if mask.dim() != 2:
+            return None
+        n, width = mask.shape
+        starts = torch.arange(n, device=mask.device) * width
+        if self.pooling == "cls":
+            return starts, (n, 1)
+        positions = torch.arange(width, device=mask.device)
+        return starts + (positions * mask.to(positions.dtype)).argmax(-1), (n, 1)
 
     def enable_varlen_packing(self) -> str | None:
         """Switch to flash-attention's varlen kernel for packed rows (see `backbone`)."""
@@ -231,9 +274,12 @@ class RewardModel(nn.Module):
         """hidden [S, H] of a packed row -> [N, H], one per sequence."""
         if self.pooling == "mean":
             return torch.stack([hidden[a:b].mean(0) for a, b in segments.bounds])
+        return hidden[torch.tensor(self._segment_tokens(segments), device=hidden.device)]
+
+    def _segment_tokens(self, segments: Segments) -> list[int]:
+        """Row position of each packed sequence's pooled token: its first or last."""
         column = 0 if self.pooling == "cls" else 1
-        index = [bound[column] - column for bound in segments.bounds]  # first or last token
-        return hidden[torch.tensor(index, device=hidden.device)]
+        return [bound[column] - column for bound in segments.bounds]
 
     def save_pretrained(
         self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
