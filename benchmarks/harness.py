@@ -40,6 +40,8 @@ import torch  # noqa: E402
 from rmcore import stages  # noqa: E402
 from rmcore.core.config import Params, parse_params  # noqa: E402
 from rmcore.core.paths import Layout  # noqa: E402
+from rmcore.model.lora import layer_stack  # noqa: E402
+from rmcore.model.reward_model import RewardModel  # noqa: E402
 from rmcore.text.tokenize import META_FILE, load_tokenized  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -227,6 +229,18 @@ def train_flops(config: Any, n_params: int, lengths: np.ndarray) -> float:
     tokens = float(lengths.sum())
     attention = 12.0 * layers * width * float((lengths.astype(np.float64) ** 2).sum())
     return 6.0 * n_params * tokens + attention
+
+
+def skipped_last_layer_flops(model: RewardModel, lengths: np.ndarray) -> float:
+    """Training FLOPs `train_flops` counts but the model does not compute: where its last
+    layer runs for the pooled tokens only (`rmcore.model.last_layer`), the output projection
+    and MLP of every other token of that layer."""
+    if not model.pooled_last_layer:
+        return 0.0
+    layer = layer_stack(model.backbone)[-1]
+    names = ["attention.output", "intermediate", "output"]
+    params = sum(p.numel() for name in names for p in layer.get_submodule(name).parameters())
+    return 6.0 * params * float(lengths.sum() - len(lengths))
 
 
 def sequence_lengths(ds: datasets.Dataset) -> np.ndarray:
