@@ -40,7 +40,7 @@ import torch  # noqa: E402
 from rmcore import stages  # noqa: E402
 from rmcore.core.config import Params, parse_params  # noqa: E402
 from rmcore.core.paths import Layout  # noqa: E402
-from rmcore.model.lora import layer_stack  # noqa: E402
+from rmcore.model import last_layer  # noqa: E402
 from rmcore.model.reward_model import RewardModel  # noqa: E402
 from rmcore.text.tokenize import META_FILE, load_tokenized  # noqa: E402
 
@@ -237,9 +237,8 @@ def skipped_last_layer_flops(model: RewardModel, lengths: np.ndarray) -> float:
     and MLP of every other token of that layer."""
     if not model.pooled_last_layer:
         return 0.0
-    layer = layer_stack(model.backbone)[-1]
-    names = ["attention.output", "intermediate", "output"]
-    params = sum(p.numel() for name in names for p in layer.get_submodule(name).parameters())
+    modules = last_layer.pooled_only_modules(model.backbone) or []
+    params = sum(p.numel() for module in modules for p in module.parameters())
     return 6.0 * params * float(lengths.sum() - len(lengths))
 
 

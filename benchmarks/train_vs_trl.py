@@ -105,6 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="change one of our params (e.g. model.dropout=null, train.packing=off)",
     )
     args = p.parse_args(argv)
+    if args.score_passes < 1:
+        p.error("--score-passes must be at least 1")
     finish_data_args(args)
     if args.quick:
         args.batch, args.trl_bf16_steps, args.score_passes = min(args.batch, 8), 1, 1

@@ -48,17 +48,31 @@ _ROWS: ContextVar[tuple[torch.Tensor, tuple[int, int]] | None] = ContextVar(
 def install(backbone: PreTrainedModel) -> bool:
     """Hook the backbone's last layer to compute pooled rows only when asked; False where its
     layers do not have the BERT form (nothing is changed then)."""
-    config = backbone.config
-    if config.model_type not in POST_NORM_ENCODERS or getattr(config, "add_cross_attention", False):
+    modules = pooled_only_modules(backbone)
+    if modules is None:
         return False
-    layer = layer_stack(backbone)[-1]
-    output = getattr(getattr(layer, "attention", None), "output", None)
-    feed_forward = (getattr(layer, name, None) for name in ("intermediate", "output"))
-    if not isinstance(output, nn.Module) or not all(isinstance(m, nn.Module) for m in feed_forward):
-        return False
+    output = modules[0]
     if _keep_pooled_rows not in output._forward_pre_hooks.values():  # (once per module)
         output.register_forward_pre_hook(_keep_pooled_rows)
     return True
+
+
+def pooled_only_modules(backbone: PreTrainedModel) -> list[nn.Module] | None:
+    """The last layer's modules that run on the pooled rows only, once hooked: the attention
+    output (projection, residual, LayerNorm; the hooked one), the MLP's two halves. None where
+    the backbone's layers do not have the BERT form."""
+    config = backbone.config
+    if config.model_type not in POST_NORM_ENCODERS or getattr(config, "add_cross_attention", False):
+        return None
+    layer = layer_stack(backbone)[-1]
+    modules = [
+        getattr(getattr(layer, "attention", None), "output", None),
+        getattr(layer, "intermediate", None),
+        getattr(layer, "output", None),
+    ]
+    if not all(isinstance(m, nn.Module) for m in modules):
+        return None
+    return modules  # type: ignore[return-value]
 
 
 def checkpointed(backbone: PreTrainedModel) -> bool:
@@ -87,7 +101,9 @@ def _keep_pooled_rows(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ..
     if len(args) != 2:  # (attention output, residual), as the BERT-form layers call it
         raise RuntimeError(
             f"{type(module).__name__} was called with {len(args)} positional arguments, not "
-            "the attention output and the residual: its layer is not of the BERT form"
+            "the attention output and the residual: its layer is not of the BERT form. Set "
+            "`pooled_last_layer = False` on the RewardModel to compute the whole layer, and "
+            "report the model type and transformers version"
         )
     index, shape = selected
     return tuple(_select(x, index, shape) for x in args)

@@ -197,8 +197,7 @@ class RewardModel(nn.Module):
         starts = torch.arange(n, device=mask.device) * width
         if self.pooling == "cls":
             return starts, (n, 1)
-        positions = torch.arange(width, device=mask.device)
-        return starts + (positions * mask.to(positions.dtype)).argmax(-1), (n, 1)
+        return starts + _last_positions(mask), (n, 1)
 
     def enable_varlen_packing(self) -> str | None:
         """Switch to flash-attention's varlen kernel for packed rows (see `backbone`)."""
@@ -265,10 +264,8 @@ class RewardModel(nn.Module):
             return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         if self.pooling == "cls":
             return hidden[:, 0]
-        # last: rightmost attended position (works for right or left padding)
-        positions = torch.arange(mask.shape[1], device=mask.device)
-        last = (positions * mask.to(positions.dtype)).argmax(-1)  # [N]
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return hidden[rows, _last_positions(mask)]
 
     def _pool_segments(self, hidden: torch.Tensor, segments: Segments) -> torch.Tensor:
         """hidden [S, H] of a packed row -> [N, H], one per sequence."""
@@ -318,6 +315,13 @@ class RewardModel(nn.Module):
             chat_template.META_KEY: input_format,
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def _last_positions(mask: torch.Tensor) -> torch.Tensor:
+    """[N, T] padding mask -> [N] rightmost attended position of each row (right or left
+    padding)."""
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    return (positions * mask.to(positions.dtype)).argmax(-1)
 
 
 def set_reward_stats(directory: str | Path, stats: dict[str, Any]) -> None:
