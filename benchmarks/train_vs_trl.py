@@ -77,6 +77,14 @@ def finish_data_args(args: argparse.Namespace) -> None:
     args.backbone = args.backbone or ("tiny-bert" if quick else "minilm-l6")
 
 
+def seed_list(text: str) -> list[int]:
+    """`--accuracy-seeds`: comma-separated integers."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"comma-separated integers expected: {text!r}") from error
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_data_args(p, validation=256)
@@ -98,6 +106,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="timed scoring passes over the held-out pairs (the median is reported)",
     )
     p.add_argument(
+        "--accuracy-seeds",
+        type=seed_list,
+        default=[],
+        metavar="S1,S2,...",
+        help="more training seeds, for the accuracies only (ours and TRL without gradient "
+        "checkpointing, untimed): each seed's held-out and validation accuracies and the mean "
+        "held-out gap over these and --seed (one seed's gap is within seed-to-seed variation)",
+    )
+    p.add_argument(
         "--ours-set",
         action="append",
         default=[],
@@ -107,6 +124,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.score_passes < 1:
         p.error("--score-passes must be at least 1")
+    if args.accuracy_seeds and args.skip_trl:
+        p.error("--accuracy-seeds compares with TRL: it cannot go with --skip-trl")
     finish_data_args(args)
     if args.quick:
         args.batch, args.trl_bf16_steps, args.score_passes = min(args.batch, 8), 1, 1
@@ -339,6 +358,54 @@ def best_peak(peak: dict[str, Any]) -> tuple[str, float]:
     return ("bf16", bf16) if bf16 >= fp32 else ("fp32", fp32)
 
 
+def seed_accuracies(
+    args: argparse.Namespace, model: str, data: dict, work: Path, ours: dict, trl: dict
+) -> dict[str, Any]:
+    """Held-out and validation accuracy of ours and TRL at the run's seed (`ours`, TRL
+    without gradient checkpointing from `trl`) and at each of `--accuracy-seeds` (the seed of
+    the head's initial weights and of the batch order; TRL without gradient checkpointing,
+    which changes its speed, not its results), with the held-out gaps' mean and range."""
+    by_seed = {args.seed: _accuracies(ours, trl["trl_nogc"])}
+    precision = resolve_precision(args.mixed_precision, cuda=args.device == "cuda")
+    same = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+    pairs = (
+        trl_pairs(data["full"], data["train"], model),
+        trl_pairs(data["full"], data["validation"], model),
+    )
+    splits = {"train": data["train"], "validation": data["validation"]}
+    for seed in (s for s in args.accuracy_seeds if s not in by_seed):
+        seeded = argparse.Namespace(**{**vars(args), "seed": seed, "score_passes": 1})
+        project = h.write_project(work / f"seed-{seed}", data["full"], splits)
+        seed_ours = run_ours(seeded, {**data, "project": project}, model)
+        out = work / f"seed-{seed}-trl"
+        seed_trl = run_trl(seeded, model, pairs, out, **same, gradient_checkpointing=False)
+        trl_scores(seed_trl, model, seeded, data)
+        by_seed[seed] = _accuracies(seed_ours, seed_trl)
+    gaps = [r["ours_heldout_acc"] - r["trl_heldout_acc"] for r in by_seed.values()]
+    mean = {
+        f"{side}_heldout_acc_mean": round(
+            float(np.mean([r[f"{side}_heldout_acc"] for r in by_seed.values()])), 4
+        )
+        for side in ("ours", "trl")
+    }
+    return {
+        "accuracy_by_seed": by_seed,
+        **mean,
+        "heldout_gap_mean": round(float(np.mean(gaps)), 4),
+        "heldout_gap_min": round(min(gaps), 4),
+        "heldout_gap_max": round(max(gaps), 4),
+    }
+
+
+def _accuracies(ours: dict, trl: dict) -> dict[str, float]:
+    return {
+        "ours_heldout_acc": ours["eval"]["acc"],
+        "trl_heldout_acc": trl["eval"]["acc"],
+        "ours_val_acc": ours["val"]["acc"],
+        "trl_val_acc": trl["val"]["acc"],
+    }
+
+
 def summarise(args: argparse.Namespace, ours: dict, trl: dict, peak: dict, data: dict) -> dict:
     m = ours["metrics"]
     seconds = float(m["train_seconds"])
@@ -408,6 +475,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ours = run_ours(args, data, model)
         trl = {} if args.skip_trl else trl_runs(args, model, data, work)
         result = summarise(args, ours, trl, peak, data)
+        if args.accuracy_seeds:
+            result.update(seed_accuracies(args, model, data, work, ours, trl))
         result.update(peak)
         result["cpu"] = h.cpu_kind() if args.device == "cpu" else None
         result.update(data["figures"])
@@ -426,6 +495,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "mixed_precision": args.mixed_precision,
             "quick": args.quick,
             "ours_set": args.ours_set,
+            "accuracy_seeds": args.accuracy_seeds,
         }
         result["details"] = {"ours": ours, "trl": trl, "environment": env}
         result["wall_s"] = round(time.perf_counter() - start, 1)

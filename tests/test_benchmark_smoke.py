@@ -47,7 +47,10 @@ KEYS = {
 def test_quick_benchmark_against_trl(tmp_path: Path) -> None:
     # fp32 for both trainers: the held-out check below compares the train stage's validation
     # with a rescoring in fp32, which bf16 autocast would round differently
-    result = run_benchmark("train_vs_trl", "--quick", "--mixed-precision", "no", workdir=tmp_path)
+    result = run_benchmark(
+        "train_vs_trl", "--quick", "--mixed-precision", "no", "--accuracy-seeds", "1",
+        workdir=tmp_path,
+    )  # fmt: skip
     assert not KEYS - result.keys(), KEYS - result.keys()
     assert result["ours_pairs_trained"] == result["config"]["pairs"]
     assert (result["ours_precision"], result["trl_precision"]) == ("fp32", "fp32")
@@ -63,6 +66,13 @@ def test_quick_benchmark_against_trl(tmp_path: Path) -> None:
     assert result["ours_val_acc"] == pytest.approx(
         result["ours_val_accuracy_from_train_stage"], abs=1e-4
     )  # the train stage validated on the harness's validation pairs, scored the same way
+    by_seed = result["accuracy_by_seed"]
+    assert sorted(by_seed) == ["0", "1"]  # the run's seed, then --accuracy-seeds
+    assert by_seed["0"]["ours_heldout_acc"] == result["ours_heldout_acc"]
+    assert by_seed["0"]["trl_heldout_acc"] == result["trl_nogc_heldout_acc"]
+    gaps = [r["ours_heldout_acc"] - r["trl_heldout_acc"] for r in by_seed.values()]
+    assert result["heldout_gap_mean"] == pytest.approx(sum(gaps) / 2, abs=1e-4)
+    assert result["heldout_gap_min"] <= result["heldout_gap_mean"] <= result["heldout_gap_max"]
 
 
 def test_benchmark_splits_are_disjoint() -> None:
@@ -89,3 +99,14 @@ def test_mfu_is_over_the_best_measured_peak() -> None:
     native = {"matmul_peak_gflops_fp32": 180.0, "matmul_peak_gflops_bf16": 420.0}
     assert train_vs_trl.best_peak(emulated) == ("fp32", 161.35)
     assert train_vs_trl.best_peak(native) == ("bf16", 420.0)
+
+
+def test_accuracy_seeds_option() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import train_vs_trl
+
+    assert train_vs_trl.parse_args(["--accuracy-seeds", "1,2"]).accuracy_seeds == [1, 2]
+    with pytest.raises(SystemExit):
+        train_vs_trl.parse_args(["--accuracy-seeds", "1,x"])
+    with pytest.raises(SystemExit):
+        train_vs_trl.parse_args(["--accuracy-seeds", "1", "--skip-trl"])
