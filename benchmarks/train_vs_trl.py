@@ -323,14 +323,21 @@ def peaks(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def trl_inputs(data: dict, model: str) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """TRL's (train, validation) pairs, tokenised once per benchmark run (kept in `data`)."""
+    if "trl_pairs" not in data:
+        data["trl_pairs"] = (
+            trl_pairs(data["full"], data["train"], model),
+            trl_pairs(data["full"], data["validation"], model),
+        )
+    return data["trl_pairs"]
+
+
 def trl_runs(args: argparse.Namespace, model: str, data: dict, work: Path) -> dict[str, Any]:
     """TRL as a user on this device would run it: its defaults first (bf16 and gradient
     checkpointing); where we train in another precision (fp32 on a CPU without native bf16,
     or as asked), only a few steps of it, then the full runs in our precision."""
-    pairs = (
-        trl_pairs(data["full"], data["train"], model),
-        trl_pairs(data["full"], data["validation"], model),
-    )
+    pairs = trl_inputs(data, model)
     precision = resolve_precision(args.mixed_precision, cuda=args.device == "cuda")
     bf16 = precision == "bf16"
     out: dict[str, Any] = {"trl_precision": "fp32" if precision == "no" else precision}
@@ -368,10 +375,7 @@ def seed_accuracies(
     by_seed = {args.seed: _accuracies(ours, trl["trl_nogc"])}
     precision = resolve_precision(args.mixed_precision, cuda=args.device == "cuda")
     same = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
-    pairs = (
-        trl_pairs(data["full"], data["train"], model),
-        trl_pairs(data["full"], data["validation"], model),
-    )
+    pairs = trl_inputs(data, model)
     splits = {"train": data["train"], "validation": data["validation"]}
     for seed in (s for s in args.accuracy_seeds if s not in by_seed):
         seeded = argparse.Namespace(**{**vars(args), "seed": seed, "score_passes": 1})
