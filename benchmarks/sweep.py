@@ -2,14 +2,17 @@
 
     python benchmarks/sweep.py                       # hh-rlhf, MiniLM-L6, 512 pairs, CPU
     python benchmarks/sweep.py --only default,mean   # some of the configurations
+    python benchmarks/sweep.py --seeds 0,1,2         # judged by the mean over three seeds
     python benchmarks/sweep.py --quick               # seconds: tiny model, embedded data
 
 The data, backbone and pair budget are those of `train_vs_trl.py`. Every configuration (a
-few `section.key=value` changes to our params) trains from the same initial weights on the
-same train pairs and is judged by its validation accuracy on the next `--validation` train
-pairs, the figure our train stage keeps its best checkpoint by. Only the configuration with
-the best validation accuracy (ties: the one listed first) is scored on the held-out pairs,
-so the held-out figure chooses nothing. Prints one JSON line.
+few `section.key=value` changes to our params) trains on the same train pairs with each of
+`--seeds` (the head's initial weights and the batch order) and is judged by its validation
+accuracy on the next `--validation` train pairs, the figure our train stage keeps its best
+checkpoint by, averaged over the seeds: at a budget of a few hundred pairs one seed's
+differences between settings are the size of seed-to-seed variation. Only the configuration
+with the best mean validation accuracy (ties: the one listed first) is scored on the
+held-out pairs, once per seed, so the held-out figures choose nothing. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import harness as h  # also puts the repository on sys.path
+import numpy as np
 import train_vs_trl as bench
 
 from rmcore import stages
@@ -34,6 +38,7 @@ GRID: dict[str, list[str]] = {
     "default": [],
     "mean_pooling": ["model.pooling=mean"],
     "lr_1e-4": ["train.lr=1e-4"],
+    "mean_pooling_lr_1e-4": ["model.pooling=mean", "train.lr=1e-4"],
     "lr_2e-5": ["train.lr=2e-5"],
     "warmup_0": ["train.warmup_ratio=0.0"],
     "cosine": ["train.scheduler=cosine"],
@@ -53,8 +58,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--only", default=None, help=f"comma-separated configurations (of {', '.join(GRID)})"
     )
+    p.add_argument(
+        "--seeds",
+        type=bench.seed_list,
+        default=None,
+        metavar="S1,S2,...",
+        help="training seeds; a configuration is judged by its mean validation accuracy over "
+        "them (default: --seed alone)",
+    )
     args = p.parse_args(argv)
     bench.finish_data_args(args)
+    args.seeds = list(dict.fromkeys(args.seeds or [args.seed]))
     args.names = args.only.split(",") if args.only else list(GRID)
     if args.quick and not args.only:
         args.names = ["default", "mean_pooling"]
@@ -64,13 +78,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def train_one(args: argparse.Namespace, data: dict, model: str, name: str, work: Path) -> dict:
-    """Train configuration `name` in its own project; its validation figures."""
+def train_one(
+    args: argparse.Namespace, data: dict, model: str, name: str, seed: int, work: Path
+) -> dict:
+    """Train configuration `name` with `seed` in its own project; its validation figures."""
     project = h.write_project(
-        work / name, data["full"], {"train": data["train"], "validation": data["validation"]}
+        work / f"{name}-seed{seed}",
+        data["full"],
+        {"train": data["train"], "validation": data["validation"]},
     )
     params = h.make_params(
-        data["kind"], args.data, model, args.max_length, {"seed": args.seed}, GRID[name]
+        data["kind"], args.data, model, args.max_length, {"seed": seed}, GRID[name]
     )
     metrics = stages.train(params, project)
     return {
@@ -83,6 +101,33 @@ def train_one(args: argparse.Namespace, data: dict, model: str, name: str, work:
     }
 
 
+def sweep_one(args: argparse.Namespace, data: dict, model: str, name: str, work: Path) -> dict:
+    """Configuration `name` trained with every seed: the mean validation accuracy and each
+    seed's figures."""
+    by_seed = {seed: train_one(args, data, model, name, seed, work) for seed in args.seeds}
+    return {
+        "val_acc": round(float(np.mean([r["val_acc"] for r in by_seed.values()])), 4),
+        "by_seed": by_seed,
+    }
+
+
+def heldout_by_seed(args: argparse.Namespace, data: dict, run: dict) -> dict[int, float]:
+    """Held-out accuracy of each seed's model of one configuration."""
+    out = {}
+    for seed, trained in run["by_seed"].items():
+        reward_model = load_reward_model(Path(trained["model_dir"]), device=args.device)
+        out[seed] = bench.heldout_accuracy(reward_model, data["heldout"], args.device)["acc"]
+    return out
+
+
+def public(run: dict) -> dict:
+    """A run's figures without the model folders (temporary)."""
+    by_seed = {
+        seed: {k: v for k, v in r.items() if k != "model_dir"} for seed, r in run["by_seed"].items()
+    }
+    return {"val_acc": run["val_acc"], "by_seed": by_seed}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     h.start_benchmark(args.device)
@@ -92,19 +137,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         start = time.perf_counter()
         model = bench.backbone_path(args.backbone, work)
         data = bench.prepare_data(args, work, model)
-        runs = {name: train_one(args, data, model, name, work) for name in args.names}
+        runs = {name: sweep_one(args, data, model, name, work) for name in args.names}
         chosen = max(args.names, key=lambda n: (runs[n]["val_acc"], -args.names.index(n)))
-        trained = load_reward_model(Path(runs[chosen]["model_dir"]), device=args.device)
-        heldout = bench.heldout_accuracy(trained, data["heldout"], args.device)
+        heldout = heldout_by_seed(args, data, runs[chosen])
         result = {
             "chosen": chosen,
             "chosen_overrides": GRID[chosen],
             "chosen_val_acc": runs[chosen]["val_acc"],
-            "chosen_heldout_acc": heldout["acc"],
-            "heldout_pairs": heldout["pairs"],
+            "chosen_heldout_acc": round(float(np.mean(list(heldout.values()))), 4),
+            "chosen_heldout_acc_by_seed": heldout,
+            "heldout_pairs": h.count_pairs(data["heldout"]),
             "validation_pairs": h.count_pairs(data["validation"]),
             "train_pairs": h.count_pairs(data["train"]),
-            "runs": {n: {k: v for k, v in r.items() if k != "model_dir"} for n, r in runs.items()},
+            "seeds": args.seeds,
+            "runs": {name: public(run) for name, run in runs.items()},
             "config": {
                 "backbone": args.backbone,
                 "max_length": args.max_length,
