@@ -125,7 +125,7 @@ def make_model(root: Path, size: str, tokenizer: Any, device: str) -> tuple[str,
     )
     torch.manual_seed(0)
     with torch.device(device):
-        model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+        model = Qwen2ForCausalLM(config).bfloat16()
     n_params = sum(p.numel() for p in model.parameters())
     directory = root / f"qwen2-{size}"
     model.save_pretrained(directory)

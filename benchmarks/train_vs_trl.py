@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import datasets
 import harness as h  # also puts the repository on sys.path
@@ -271,7 +271,8 @@ def run_trl(
             train_dataset=pairs[0],
             eval_dataset=pairs[1],
         )
-        kept = len(trainer.train_dataset)
+        # what TRL kept after dropping the pairs longer than its max_length
+        kept = len(cast(datasets.Dataset, trainer.train_dataset))
         result = trainer.train()
     runtime = float(result.metrics["train_runtime"])
     steps = trainer.state.global_step
