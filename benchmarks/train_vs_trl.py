@@ -334,22 +334,28 @@ def trl_inputs(data: dict, model: str) -> tuple[datasets.Dataset, datasets.Datas
     return data["trl_pairs"]
 
 
+def trl_precision_flags(args: argparse.Namespace) -> dict[str, bool]:
+    """TRL's bf16 / fp16 flags for the precision our train stage resolves `--mixed-precision`
+    to on this device, so both sides train in the same one."""
+    precision = resolve_precision(args.mixed_precision, cuda=args.device == "cuda")
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
 def trl_runs(args: argparse.Namespace, model: str, data: dict, work: Path) -> dict[str, Any]:
     """TRL as a user on this device would run it: its defaults first (bf16 and gradient
     checkpointing); where we train in another precision (fp32 on a CPU without native bf16,
     or as asked), only a few steps of it, then the full runs in our precision."""
     pairs = trl_inputs(data, model)
-    precision = resolve_precision(args.mixed_precision, cuda=args.device == "cuda")
-    bf16 = precision == "bf16"
-    out: dict[str, Any] = {"trl_precision": "fp32" if precision == "no" else precision}
-    if not bf16:
+    same = trl_precision_flags(args)
+    precision = "bf16" if same["bf16"] else "fp16" if same["fp16"] else "fp32"
+    out: dict[str, Any] = {"trl_precision": precision}
+    if not same["bf16"]:
         short = run_trl(args, model, pairs, work / "trl-bf16", max_steps=args.trl_bf16_steps)
         out["trl_bf16_default"] = short
         out["trl_bf16_default_pairs_per_s"] = short["pairs_per_s"]
-    same = {"bf16": bf16, "fp16": precision == "fp16"}  # ours, as the train stage runs
     main = run_trl(args, model, pairs, work / "trl", **same)
     nogc = run_trl(args, model, pairs, work / "trl-nogc", **same, gradient_checkpointing=False)
-    if bf16:
+    if same["bf16"]:
         out["trl_bf16_default_pairs_per_s"] = main["pairs_per_s"]
     trl_scores(main, model, args, data)
     trl_scores(nogc, model, args, data)
@@ -374,8 +380,7 @@ def seed_accuracies(
     the head's initial weights and of the batch order; TRL without gradient checkpointing,
     which changes its speed, not its results), with the held-out gaps' mean and range."""
     by_seed = {args.seed: _accuracies(ours, trl["trl_nogc"])}
-    precision = resolve_precision(args.mixed_precision, cuda=args.device == "cuda")
-    same = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+    same = trl_precision_flags(args)
     pairs = trl_inputs(data, model)
     splits = {"train": data["train"], "validation": data["validation"]}
     for seed in (s for s in args.accuracy_seeds if s not in by_seed):
