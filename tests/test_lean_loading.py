@@ -1,6 +1,7 @@
 """Lean loading: weights in the training dtype where that loses nothing (a LoRA run's frozen
-base on a GPU training in bf16, or model.dtype bfloat16), reward statistics from the model in
-memory instead of a second full copy, and the peak memory in metrics/train.json."""
+base on a GPU training in bf16, or model.dtype bfloat16), reward statistics from the saved
+model's validation (or the model in memory) instead of a second full copy or scoring pass,
+and the peak memory in metrics/train.json."""
 
 from __future__ import annotations
 
@@ -62,26 +63,52 @@ def test_bf16_base_trains_fp32_adapters_and_head(llama: str) -> None:
     assert rewards.dtype == np.float32 and np.isfinite(rewards).all()
 
 
-def train(path: str, root: Path, **sections: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
+def train(
+    path: str, root: Path, n_val: int = 8, **sections: dict[str, Any]
+) -> tuple[dict[str, Any], Layout]:
     layout = Layout(root)
-    write_synthetic(layout, n_train=16, n_val=8, n_test=4)
+    write_synthetic(layout, n_train=16, n_val=n_val, n_test=4)
     train_cfg = {"max_steps": 2, "batch_size": 4, "mixed_precision": "no"}
     params = tiny_params(path, train={**train_cfg, **sections.pop("train", {})}, **sections)
     stages.tokenize(params, layout)
     return stages.train(params, layout), layout
 
 
-def test_reward_stats_come_from_the_model_in_memory(
+@pytest.mark.parametrize("keep_best", [True, False])
+def test_reward_stats_come_from_the_validation(
+    llama: str, keep_best: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saved model's validation gave its reward stats: no second copy, no second pass."""
+
+    def no_second_pass(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the validation split was scored again for the reward stats")
+
+    monkeypatch.setattr(recipe, "load_reward_model", no_second_pass)
+    monkeypatch.setattr(recipe, "score_groups", no_second_pass)
+    metrics, layout = train(
+        llama, tmp_path, train={"keep_best": keep_best, "max_steps": 3, "eval_every": 1}
+    )
+    saved = load_reward_model(layout.model_dir)
+    validation = load_tokenized(layout, "validation")
+    rewards = np.concatenate(score_groups(saved, validation))
+    assert saved.reward_stats is not None
+    assert saved.reward_stats["n"] == len(rewards) and saved.reward_stats["split"] == "validation"
+    assert saved.reward_stats["mean"] == pytest.approx(float(rewards.mean()), abs=1e-5)
+    assert saved.reward_stats["std"] == pytest.approx(float(rewards.std()), abs=1e-5)
+    assert metrics["reward_mean"] == saved.reward_stats["mean"]
+
+
+def test_reward_stats_without_validation_come_from_the_model_in_memory(
     llama: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_second_copy(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the trained model was loaded again for its reward stats")
 
     monkeypatch.setattr(recipe, "load_reward_model", no_second_copy)
-    metrics, layout = train(llama, tmp_path, train={"keep_best": False})
+    metrics, layout = train(llama, tmp_path, n_val=0)
     saved = load_reward_model(layout.model_dir)
-    rewards = np.concatenate(score_groups(saved, load_tokenized(layout, "validation")))
-    assert saved.reward_stats is not None
+    rewards = np.concatenate(score_groups(saved, load_tokenized(layout, "train")))
+    assert saved.reward_stats is not None and saved.reward_stats["split"] == "train"
     assert saved.reward_stats["mean"] == pytest.approx(float(rewards.mean()), abs=1e-5)
     assert saved.reward_stats["std"] == pytest.approx(float(rewards.std()), abs=1e-5)
     assert metrics["reward_mean"] == saved.reward_stats["mean"]

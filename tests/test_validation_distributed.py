@@ -102,10 +102,15 @@ def test_two_processes_validate_like_one(tmp_path: Path) -> None:
     distributed = json.loads(out.read_text())
     expected = validate_splits(model, splits)
     assert len(distributed) == len(expected) == len(GROUPS)
-    for n_batches, two, one in zip(GROUPS, distributed, expected, strict=True):
+    completions = [len(np.load(split)["ranks"]) for split in splits]
+    for n_batches, two, one, k in zip(GROUPS, distributed, expected, completions, strict=True):
         assert two["val_pairs"] == one["val_pairs"] > 0, n_batches
         assert two["val_accuracy"] == pytest.approx(one["val_accuracy"], abs=1e-9), n_batches
         assert two["val_loss"] == pytest.approx(one["val_loss"], abs=1e-6), n_batches
+        # the reward stats count every completion once, the rerun batch not at all
+        assert two["val_rewards"] == one["val_rewards"] == k, n_batches
+        for key in ("val_reward_mean", "val_reward_std"):
+            assert two[key] == pytest.approx(one[key], abs=1e-6), (n_batches, key)
 
 
 def main(argv: list[str]) -> None:

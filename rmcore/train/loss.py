@@ -30,6 +30,7 @@ class LossOutput:
     margin: torch.Tensor  # mean r_better - r_worse over pairs
     n_pairs: int
     n_groups: torch.Tensor  # groups with at least one pair (a tensor: no device sync)
+    rewards: torch.Tensor  # [N] float32, the rewards the loss was computed from
 
 
 def kwise_loss(
@@ -72,7 +73,7 @@ def kwise_loss(
     with torch.no_grad():
         accuracy = (diff > 0).float().mean() if len(diff) else torch.zeros(())
         mean_margin = diff.mean() if len(diff) else torch.zeros(())
-    return LossOutput(loss, accuracy, mean_margin, len(diff), groups_with_pairs)
+    return LossOutput(loss, accuracy, mean_margin, len(diff), groups_with_pairs, rewards)
 
 
 def pairwise_loss(

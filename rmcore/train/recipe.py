@@ -256,6 +256,25 @@ def _saves_live_weights(run: Run) -> bool:
     return not (cfg.keep_best and state.best_dir) or state.best_step == state.step
 
 
+def validated_reward_stats(run: Run) -> dict | None:
+    """The saved model's reward stats from its own validation (the best checkpoint's, or the
+    last step's), where that validation recorded them: no second scoring pass. None where it
+    did not (no validation split, or a run resumed from a checkpoint of an older version)."""
+    state = run.state
+    keep_best = run.params.train.keep_best and state.best_dir
+    saved_step = state.best_step if keep_best else state.step
+    found = [v for v in state.validations if v["step"] == saved_step and "val_rewards" in v]
+    if not found:
+        return None
+    record = found[-1]
+    return {
+        "mean": float(record["val_reward_mean"]),
+        "std": float(record["val_reward_std"]),
+        "split": "validation",
+        "n": int(record["val_rewards"]),
+    }
+
+
 def live_reward_stats(run: Run) -> dict | None:
     """Reward stats of the model in memory, without loading a second copy: every process
     under FSDP (each forward pass needs all shards), the main one otherwise (None elsewhere)."""
@@ -321,7 +340,9 @@ def _summary(run: Run, wall_start: float, resumed_from: int, stats: dict) -> dic
 def _write_outputs(run: Run, layout: Layout, wall_start: float, resumed_from: int) -> dict:
     """Final model (best if keep_best), reward stats, metrics and the step CSV."""
     state_dict = run.acc.get_state_dict(run.model)
-    stats = live_reward_stats(run) if _saves_live_weights(run) else None
+    stats = validated_reward_stats(run)
+    if stats is None and _saves_live_weights(run):
+        stats = live_reward_stats(run)
     summary: dict[str, Any] = {}
     if run.acc.is_main_process:
         with atomic.atomic_path(layout.model_dir) as target:  # never a half-written model

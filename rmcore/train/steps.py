@@ -123,7 +123,9 @@ def validate(
     pad_id: int,
     layout: BatchLayout | None = None,
 ) -> dict[str, float]:
-    """Loss and pairwise accuracy on the validation groups, sharded over processes.
+    """Loss and pairwise accuracy on the validation groups, sharded over processes, and the
+    mean and std of the rewards of all their completions (the model's reward stats, so that
+    a validated model needs no second scoring pass for them).
 
     Every process runs the same number of forward passes (DDP synchronises buffers in each):
     one without a batch of its own reruns the shortest one and does not count it.
@@ -134,8 +136,8 @@ def validate(
     size = params.train.batch_size
     batches = [order[i : i + size] for i in range(0, len(order), size)]
     world, rank = acc.num_processes, acc.process_index
-    # loss * groups with pairs, right, pairs, groups with pairs
-    sums = torch.zeros(4, dtype=torch.float64, device=acc.device)
+    # loss * groups with pairs, right, pairs, groups with pairs, rewards, sum r, sum r^2
+    sums = torch.zeros(7, dtype=torch.float64, device=acc.device)
     for index in range(rank, math.ceil(len(batches) / world) * world, world):
         counted = index < len(batches)
         groups = batches[index if counted else -1]
@@ -143,13 +145,18 @@ def validate(
         out = forward_loss(model, batch, params.loss)
         if not counted:
             continue
-        n = float(out.n_pairs)
+        n, rewards = float(out.n_pairs), out.rewards.double()
         parts = [out.loss * out.n_groups, out.accuracy * n, torch.tensor(n), out.n_groups]
+        parts += [torch.tensor(float(len(rewards))), rewards.sum(), (rewards**2).sum()]
         sums += torch.stack([p.to(sums) for p in parts])
-    loss, correct, pairs, n_groups = acc.reduce(sums, reduction="sum").tolist()
+    loss, correct, pairs, n_groups, n, total, squares = acc.reduce(sums, reduction="sum").tolist()
     model.train()
+    mean = total / max(n, 1.0)
     return {
         "val_loss": loss / max(n_groups, 1.0),
         "val_accuracy": correct / max(pairs, 1.0),
         "val_pairs": pairs,
+        "val_reward_mean": mean,
+        "val_reward_std": math.sqrt(max(squares / max(n, 1.0) - mean**2, 0.0)),
+        "val_rewards": n,
     }
