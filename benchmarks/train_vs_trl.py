@@ -40,7 +40,7 @@ import torch
 
 from rmcore import stages
 from rmcore.core.config import TokenizeConfig
-from rmcore.evaluate.metrics import group_pair_accuracy
+from rmcore.evaluate.metrics import GroupScores, group_pair_accuracy, ranked_pairs
 from rmcore.model.reward_model import RewardModel, load_reward_model
 from rmcore.model.scoring import score_groups
 from rmcore.text.tokenize import encode_records, load_tokenized
@@ -203,7 +203,33 @@ def heldout_accuracy(
         "eval_pairs_per_s": round(float(np.median(speeds)), 2),
         "eval_pairs_per_s_first": round(speeds[0], 2),
         "eval_passes": passes,
+        "correct": pair_correct(rewards, heldout["ranks"]),  # not printed (`printable`)
     }
+
+
+def pair_correct(rewards: list[np.ndarray], ranks: list[list[int]]) -> np.ndarray:
+    """1.0 for each pair whose better completion got the higher reward (ties wrong), else
+    0.0, in `ranked_pairs` order: the same pairs in the same order for any scorer."""
+    scores = GroupScores.from_groups(rewards, ranks)
+    pairs = ranked_pairs(scores)
+    return (scores.rewards[pairs.better] > scores.rewards[pairs.worse]).astype(np.float64)
+
+
+def paired_gap(ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
+    """Accuracy gap of two scorers on the same pairs ([P] of `pair_correct`, or its mean
+    over seeds) and its 95% interval over the sampling of the pairs (normal approximation
+    of the paired difference: pairs both get right or both get wrong add no uncertainty)."""
+    diff = ours - theirs
+    gap = float(diff.mean())
+    half = 1.96 * float(diff.std(ddof=1)) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+    return {"gap": round(gap, 4), "ci95": [round(gap - half, 4), round(gap + half, 4)]}
+
+
+def printable(value: Any) -> Any:
+    """`value` without the per-pair arrays (kept for the paired gaps, too long to print)."""
+    if isinstance(value, dict):
+        return {k: printable(v) for k, v in value.items() if not isinstance(v, np.ndarray)}
+    return value
 
 
 def run_ours(args: argparse.Namespace, data: dict, model: str) -> dict[str, Any]:
@@ -378,8 +404,10 @@ def seed_accuracies(
     """Held-out and validation accuracy of ours and TRL at the run's seed (`ours`, TRL
     without gradient checkpointing from `trl`) and at each of `--accuracy-seeds` (the seed of
     the head's initial weights and of the batch order; TRL without gradient checkpointing,
-    which changes its speed, not its results), with the held-out gaps' mean and range."""
+    which changes its speed, not its results), with the held-out gaps' mean and range, and
+    the 95% interval of the mean gap over the sampling of the held-out pairs."""
     by_seed = {args.seed: _accuracies(ours, trl["trl_nogc"])}
+    correct = [(ours["eval"]["correct"], trl["trl_nogc"]["eval"]["correct"])]
     same = trl_precision_flags(args)
     pairs = trl_inputs(data, model)
     splits = {"train": data["train"], "validation": data["validation"]}
@@ -391,6 +419,8 @@ def seed_accuracies(
         seed_trl = run_trl(seeded, model, pairs, out, **same, gradient_checkpointing=False)
         trl_scores(seed_trl, model, seeded, data)
         by_seed[seed] = _accuracies(seed_ours, seed_trl)
+        correct.append((seed_ours["eval"]["correct"], seed_trl["eval"]["correct"]))
+    ours_correct, trl_correct = (np.mean(side, axis=0) for side in zip(*correct, strict=True))
     gaps = [r["ours_heldout_acc"] - r["trl_heldout_acc"] for r in by_seed.values()]
     mean = {
         f"{side}_heldout_acc_mean": round(
@@ -404,13 +434,16 @@ def seed_accuracies(
         "heldout_gap_mean": round(float(np.mean(gaps)), 4),
         "heldout_gap_min": round(min(gaps), 4),
         "heldout_gap_max": round(max(gaps), 4),
+        "heldout_gap_mean_ci95": paired_gap(ours_correct, trl_correct)["ci95"],
     }
 
 
-def _accuracies(ours: dict, trl: dict) -> dict[str, float]:
+def _accuracies(ours: dict, trl: dict) -> dict[str, Any]:
+    gap = paired_gap(ours["eval"]["correct"], trl["eval"]["correct"])
     return {
         "ours_heldout_acc": ours["eval"]["acc"],
         "trl_heldout_acc": trl["eval"]["acc"],
+        "heldout_gap_ci95": gap["ci95"],
         "ours_val_acc": ours["val"]["acc"],
         "trl_val_acc": trl["val"]["acc"],
     }
@@ -462,6 +495,7 @@ def summarise(args: argparse.Namespace, ours: dict, trl: dict, peak: dict, data:
             ratio_vs_trl_nogc=round(out["ours_pairs_per_s"] / n["pairs_per_s"], 3),
             trl_pairs_trained=t["pairs_trained"],
             trl_heldout_acc=t["eval"]["acc"],
+            heldout_gap_ci95=paired_gap(ours["eval"]["correct"], t["eval"]["correct"])["ci95"],
             trl_nogc_heldout_acc=n["eval"]["acc"],
             trl_val_acc=t["val"]["acc"],
             trl_nogc_val_acc=n["val"]["acc"],
@@ -507,7 +541,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "ours_set": args.ours_set,
             "accuracy_seeds": args.accuracy_seeds,
         }
-        result["details"] = {"ours": ours, "trl": trl, "environment": env}
+        result["details"] = printable({"ours": ours, "trl": trl, "environment": env})
         result["wall_s"] = round(time.perf_counter() - start, 1)
         h.emit(result)
         return result

@@ -73,6 +73,33 @@ def test_quick_benchmark_against_trl(tmp_path: Path) -> None:
     gaps = [r["ours_heldout_acc"] - r["trl_heldout_acc"] for r in by_seed.values()]
     assert result["heldout_gap_mean"] == pytest.approx(sum(gaps) / 2, abs=1e-4)
     assert result["heldout_gap_min"] <= result["heldout_gap_mean"] <= result["heldout_gap_max"]
+    # the paired intervals hold their gaps (mean over seeds: the mean of the seeds' gaps)
+    low, high = result["heldout_gap_ci95"]
+    assert low <= result["ours_heldout_acc"] - result["trl_heldout_acc"] <= high
+    for run in by_seed.values():
+        low, high = run["heldout_gap_ci95"]
+        assert low <= run["ours_heldout_acc"] - run["trl_heldout_acc"] <= high
+    low, high = result["heldout_gap_mean_ci95"]
+    assert low - 1e-4 <= result["heldout_gap_mean"] <= high + 1e-4
+    assert "correct" not in result["details"]["ours"]["eval"]  # per-pair arrays not printed
+
+
+def test_paired_gap_interval() -> None:
+    """The gap's interval comes from the pairs the two scorers judge differently."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import numpy as np
+    import train_vs_trl
+
+    same = np.array([1.0, 0.0, 1.0, 1.0])
+    assert train_vs_trl.paired_gap(same, same) == {"gap": 0.0, "ci95": [0.0, 0.0]}
+    ours = np.array([1.0] * 60 + [0.0] * 40)
+    theirs = np.array([1.0] * 50 + [0.0] * 50)  # 10 pairs only ours gets right
+    diff = ours - theirs
+    half = 1.96 * diff.std(ddof=1) / 10
+    got = train_vs_trl.paired_gap(ours, theirs)
+    assert got["gap"] == 0.1
+    assert got["ci95"] == [round(0.1 - half, 4), round(0.1 + half, 4)]
+    assert got["ci95"][0] > 0  # 10 of 10 discordant pairs favour ours
 
 
 def test_benchmark_splits_are_disjoint() -> None:
