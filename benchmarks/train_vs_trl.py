@@ -40,7 +40,7 @@ import torch
 
 from rmcore import stages
 from rmcore.core.config import TokenizeConfig
-from rmcore.evaluate.metrics import GroupScores, group_pair_accuracy, ranked_pairs
+from rmcore.evaluate.metrics import GroupScores, ranked_pairs
 from rmcore.model.reward_model import RewardModel, load_reward_model
 from rmcore.model.scoring import score_groups
 from rmcore.text.tokenize import encode_records, load_tokenized
@@ -197,19 +197,21 @@ def heldout_accuracy(
         start = time.perf_counter()
         rewards = score_groups(model, heldout, device=device)
         speeds.append(pairs / max(time.perf_counter() - start, 1e-9))
+    correct = pair_correct(rewards, heldout["ranks"])
     return {
-        "acc": round(group_pair_accuracy(rewards, heldout["ranks"]), 4),
+        "acc": round(float(correct.mean()), 4) if len(correct) else float("nan"),
         "pairs": pairs,
         "eval_pairs_per_s": round(float(np.median(speeds)), 2),
         "eval_pairs_per_s_first": round(speeds[0], 2),
         "eval_passes": passes,
-        "correct": pair_correct(rewards, heldout["ranks"]),  # not printed (`printable`)
+        "correct": correct,  # not printed (`printable`)
     }
 
 
 def pair_correct(rewards: list[np.ndarray], ranks: list[list[int]]) -> np.ndarray:
-    """1.0 for each pair whose better completion got the higher reward (ties wrong), else
-    0.0, in `ranked_pairs` order: the same pairs in the same order for any scorer."""
+    """1.0 for each pair whose better completion got the higher reward (ties wrong, as
+    `group_pair_accuracy`), else 0.0, in `ranked_pairs` order: the same pairs in the same order
+    for any scorer."""
     scores = GroupScores.from_groups(rewards, ranks)
     pairs = ranked_pairs(scores)
     return (scores.rewards[pairs.better] > scores.rewards[pairs.worse]).astype(np.float64)
@@ -360,10 +362,19 @@ def trl_inputs(data: dict, model: str) -> tuple[datasets.Dataset, datasets.Datas
     return data["trl_pairs"]
 
 
+def our_precision(args: argparse.Namespace) -> str:
+    """What our train stage resolves `--mixed-precision` to on this device: bf16, fp16 or no."""
+    return resolve_precision(args.mixed_precision, cuda=args.device == "cuda")
+
+
+def precision_name(precision: str) -> str:
+    """The printed name of a train stage precision: fp32 for "no" (no mixed precision)."""
+    return "fp32" if precision == "no" else precision
+
+
 def trl_precision_flags(args: argparse.Namespace) -> dict[str, bool]:
-    """TRL's bf16 / fp16 flags for the precision our train stage resolves `--mixed-precision`
-    to on this device, so both sides train in the same one."""
-    precision = resolve_precision(args.mixed_precision, cuda=args.device == "cuda")
+    """TRL's bf16 / fp16 flags for our precision, so both sides train in the same one."""
+    precision = our_precision(args)
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
@@ -373,8 +384,7 @@ def trl_runs(args: argparse.Namespace, model: str, data: dict, work: Path) -> di
     or as asked), only a few steps of it, then the full runs in our precision."""
     pairs = trl_inputs(data, model)
     same = trl_precision_flags(args)
-    precision = "bf16" if same["bf16"] else "fp16" if same["fp16"] else "fp32"
-    out: dict[str, Any] = {"trl_precision": precision}
+    out: dict[str, Any] = {"trl_precision": precision_name(our_precision(args))}
     if not same["bf16"]:
         short = run_trl(args, model, pairs, work / "trl-bf16", max_steps=args.trl_bf16_steps)
         out["trl_bf16_default"] = short
@@ -461,7 +471,7 @@ def summarise(args: argparse.Namespace, ours: dict, trl: dict, peak: dict, data:
         "ours_heldout_acc": ours["eval"]["acc"],
         "ours_tokens_per_s": round(m["tokens_trained"] / max(seconds, 1e-9), 1),
         "ours_train_seconds": seconds,
-        "ours_precision": "fp32" if m["precision"] == "no" else m["precision"],
+        "ours_precision": precision_name(m["precision"]),
         "ours_layout": {"packing": m["packing"], "share_prefix": m["share_prefix"]},
         "ours_model_gflops_per_s": round(achieved, 2),
         "ours_mfu": round(achieved / best, 4),
@@ -471,7 +481,7 @@ def summarise(args: argparse.Namespace, ours: dict, trl: dict, peak: dict, data:
             "ours_mfu = model FLOPs (6*N_nonembedding*tokens + 12*layers*width*sum(len^2), all "
             f"real tokens) / train seconds / the best measured matmul peak ({basis}: bf16 "
             "where the device computes it in hardware, else fp32); we train in "
-            f"{m['precision'] if m['precision'] != 'no' else 'fp32'}, so "
+            f"{precision_name(m['precision'])}, so "
             "ours_mfu_vs_fp32_peak is the meaningful figure where that is fp32; "
             "ours_hfu counts the FLOPs computed instead: the last layer of a BERT-form encoder "
             "runs its output projection and MLP on the pooled tokens only"

@@ -149,14 +149,15 @@ def validate(
         parts = [out.loss * out.n_groups, out.accuracy * n, torch.tensor(n), out.n_groups]
         parts += [torch.tensor(float(len(rewards))), rewards.sum(), (rewards**2).sum()]
         sums += torch.stack([p.to(sums) for p in parts])
-    loss, correct, pairs, n_groups, n, total, squares = acc.reduce(sums, reduction="sum").tolist()
+    reduced = acc.reduce(sums, reduction="sum").tolist()
+    loss, correct, pairs, n_groups, completions, total, squares = reduced
     model.train()
-    mean = total / max(n, 1.0)
+    mean = total / max(completions, 1.0)
     return {
         "val_loss": loss / max(n_groups, 1.0),
         "val_accuracy": correct / max(pairs, 1.0),
         "val_pairs": pairs,
         "val_reward_mean": mean,
-        "val_reward_std": math.sqrt(max(squares / max(n, 1.0) - mean**2, 0.0)),
-        "val_rewards": n,
+        "val_reward_std": math.sqrt(max(squares / max(completions, 1.0) - mean**2, 0.0)),
+        "val_rewards": completions,
     }
