@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import datasets
 import numpy as np
 import pytest
@@ -46,6 +48,46 @@ def test_collate_rows_mask_and_pairs() -> None:
     # group b (rows 0-2, ranks 0,2,1): 0>2, 0>1, 2>1; group c (rows 3-5, ranks 0,0,1): 3>5, 4>5
     assert pairs == [(0, 1), (0, 2), (2, 1), (3, 5), (4, 5)]
     assert batch.row_group.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+MARGINS = [
+    [{"better": 1, "worse": 0, "margin": 2.0}],  # a: ranks [1, 0]
+    [{"better": 2, "worse": 1, "margin": 0.5}, {"better": 1, "worse": 0, "margin": 9.0}],
+    None,  # c: no margins
+]
+
+
+def with_margins(margins: list[Any]) -> datasets.Dataset:
+    rows = {**ROWS, "margins": margins}
+    return datasets.Dataset.from_dict(
+        rows, features=datasets.Features({k: FEATURES[k] for k in rows})
+    )
+
+
+def test_collate_gives_each_pair_its_data_margin() -> None:
+    """Margins follow their pairs through selection and batch order; a pair without one gets
+    0, and a margin for a pair the ranks do not make (b: 1 is ranked below 0) is not used."""
+    packed = PackedGroups.from_dataset(with_margins(MARGINS).select([2, 1, 0]))
+    batch = collate(packed, np.array([2, 1]), pad_id=0)  # a (rows 0-1), then b (rows 2-4)
+    assert batch.margins is not None
+    pairs = zip(batch.better.tolist(), batch.worse.tolist(), strict=True)
+    got = dict(zip(pairs, batch.margins.tolist(), strict=True))
+    # a: 1 > 0; b (ranks 0, 2, 1): 0 > 1, 0 > 2, 2 > 1
+    assert got == {(1, 0): 2.0, (2, 3): 0.0, (2, 4): 0.0, (4, 3): 0.5}
+    only_c = collate(packed, np.array([0]), pad_id=0).margins
+    assert only_c is not None and only_c.tolist() == [0.0, 0.0]
+
+
+def test_no_margins_in_the_data_gives_none() -> None:
+    for data in (dataset(), with_margins([None, None, None])):
+        packed = PackedGroups.from_dataset(data)
+        assert collate(packed, np.array([0, 1, 2]), pad_id=0).margins is None
+
+
+def test_margin_of_a_completion_a_group_lacks_is_refused() -> None:
+    bad = [None, [{"better": 0, "worse": 3, "margin": 1.0}], None]  # b has 3 completions
+    with pytest.raises(ValueError, match="group 1: margin worse index 3 is not one of its 3"):
+        PackedGroups.from_dataset(with_margins(bad))
 
 
 def test_pad_sequences_multiple_of_eight() -> None:

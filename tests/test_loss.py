@@ -94,6 +94,23 @@ def test_margin_and_centring_values() -> None:
     assert out.loss.item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_per_pair_margins_as_trl_margin_column() -> None:
+    """One margin per pair (the data's, as TRL's `margin` column): TRL's pairwise loss for
+    k = 2; in a k = 3 group, only the pair that has one asks for the larger gap."""
+    gen = torch.Generator().manual_seed(4)
+    chosen, rejected = torch.randn(5, generator=gen), torch.randn(5, generator=gen)
+    margins = torch.tensor([0.0, 0.5, 1.0, 2.0, 3.0])
+    rewards = torch.stack([chosen, rejected], dim=1).reshape(-1)
+    out = kwise_loss(rewards, *pairs_of([[0, 1]] * 5), beta=0.0, margin=margins)
+    trl = -torch.nn.functional.logsigmoid(chosen - rejected - margins).mean()
+    assert out.loss.item() == pytest.approx(trl.item(), rel=1e-6)
+    # pairs of ranks [0, 1, 2] in collate's order: (0, 1), (0, 2), (1, 2); 2.0 on (0, 2)
+    rewards = torch.tensor([2.0, 1.0, 0.0])
+    out = kwise_loss(rewards, *pairs_of([[0, 1, 2]]), beta=0.0, margin=torch.tensor([0, 2.0, 0]))
+    expected = (softplus(-1.0) + softplus(0.0) + softplus(-1.0)) / 3
+    assert out.loss.item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_only_ties_gives_zero_gradient() -> None:
     rewards = torch.tensor([0.3, 0.3], requires_grad=True)
     out = kwise_loss(rewards, *pairs_of([[0, 0]]), beta=0.001)

@@ -200,6 +200,7 @@ def write_long_records(layout: Layout) -> int:
     rows[0]["prompt"] = long_conversation()
     rows[1]["completions"] = ["great " * 300, "rude"]
     rows[1]["ranks"] = [0, 1]
+    rows[1]["margins"] = [{"better": 0, "worse": 1, "margin": 1.5}]
     write_groups(
         layout,
         {
@@ -223,8 +224,17 @@ def test_stage_keeps_every_record_and_reports(models: dict[str, str], tmp_path: 
     assert train["cut_completions"] == 1 and train["trimmed_prompts"] == 1
     assert train["max_seq_len"] <= 48
     ds = load_tokenized(layout, "train")
-    assert ds.column_names == ["group_id", "source", "ranks", "prompt_ids", "completion_ids"]
+    assert ds.column_names == [
+        "group_id",
+        "source",
+        "ranks",
+        "margins",
+        "prompt_ids",
+        "completion_ids",
+    ]
     assert len(ds) == n_train and ds[1]["ranks"] == [0, 1]
+    assert ds[1]["margins"] == [{"better": 0, "worse": 1, "margin": 1.5}]  # the loss reads them
+    assert ds[0]["margins"] is None
     assert read_meta(layout)["model_name"] == models["bert"]
 
 
@@ -255,6 +265,7 @@ def test_processes_give_the_output_of_one(
     tok = load_tokenizer(models[kind])
     rows = synthetic_groups(150, seed=9)
     rows[3]["prompt"] = long_conversation()  # trimmed
+    rows[140]["margins"] = [{"better": 1, "worse": 0, "margin": 0.25}]
     outputs, reports = [], []
     for procs in (1, 2):
         layout = Layout(tmp_path / f"p{procs}")
@@ -271,6 +282,7 @@ def test_processes_give_the_output_of_one(
     counts.pop("seconds")
     assert counts == reports[0]
     assert load_tokenized(Layout(tmp_path / "p2"), "train").to_list() == memory.to_list()
+    assert memory[140]["margins"] == rows[140]["margins"]
 
 
 def test_large_splits_are_saved_in_shards(

@@ -28,6 +28,9 @@ from rmcore.text.tokenize import load_tokenized
 from rmcore.train.accelerator import resolve_precision
 from tests.conftest import REPO_ROOT
 from tests.tiny import (
+    BAD,
+    GOOD,
+    TOPICS,
     make_tiny_bert,
     make_tiny_neox,
     sample_data_section,
@@ -125,6 +128,45 @@ def test_same_seed_same_metrics(tokenized: dict[str, Path], tmp_path: Path) -> N
         assert abs(times["wall_time"].iloc[-1] - time.time()) < 600
     assert runs[0] == runs[1]
     assert runs[0][0]["train_loss"] != runs[2][0]["train_loss"]  # the seed does matter
+
+
+def test_data_margins_reach_the_loss(tmp_path: Path) -> None:
+    """TRL preference rows with a `margin` column, through ingest, tokenize and train: the
+    first step (same weights, same batch) asks each pair for its margin times
+    `loss.data_margin_scale`, so its loss grows with the scale; 0 ignores the margins."""
+    rng = np.random.default_rng(0)
+    rows = [
+        {
+            "prompt": f"tell me about {TOPICS[i % len(TOPICS)]} number {i}",
+            "chosen": " ".join(rng.choice(GOOD, 4)),
+            "rejected": " ".join(rng.choice(BAD, 4)),
+            "margin": float(rng.uniform(0.5, 3.0)),
+        }
+        for i in range(40)
+    ]
+    path = tmp_path / "trl.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    source = {"path": str(path), "format": "preference", "name": "trl"}
+    data = {"sources": [{**source, "options": {"margin": "margin"}}]}
+    model = make_tiny_bert(tmp_path / "bert")
+    first_losses = []
+    for scale in (0.0, 1.0, 2.0):
+        layout = Layout(tmp_path / f"scale-{scale}")
+        params = tiny_params(
+            model,
+            data=data,
+            loss={"data_margin_scale": scale},
+            train={"max_steps": 1, "keep_best": False},
+        )
+        stages.ingest(params, layout)
+        stages.tokenize(params, layout)
+        margins = load_tokenized(layout, "train")["margins"]
+        assert all(m is not None and len(m) == 1 and m[0]["margin"] >= 0.5 for m in margins)
+        stages.train(params, layout)
+        first_losses.append(float(pd.read_csv(layout.train_steps)["loss"].iloc[0]))
+    # -log sigmoid(d - s m) grows with s for m > 0, by about s * mean(m) / 2 near d = 0
+    assert first_losses[0] < first_losses[1] < first_losses[2]
+    assert first_losses[1] - first_losses[0] > 0.3
 
 
 @pytest.mark.precision

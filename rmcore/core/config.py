@@ -235,6 +235,12 @@ class ModelConfig(_Section):
 class LossConfig(_Section):
     beta: float = Field(0.001, ge=0, description="L2 penalty weight on rewards.")
     margin: float = Field(0.0, ge=0, description="Required reward margin between ranks.")
+    data_margin_scale: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of the data's own per-pair margins (TRL's `margin` column, "
+        "continuous labels), added to `margin` as TRL does; 0 ignores them.",
+    )
     center_rewards: float = Field(0.0, ge=0, description="Weight of (sum of rewards)^2 per group.")
 
 

@@ -3,7 +3,8 @@
 A group is one prompt (a list of chat messages) with k >= 2 completions and their ranks
 (0 = best; equal ranks are ties). Pairs are groups with k = 2. Training and evaluation use
 every ordered pair of completions with different ranks. A group may carry `margins`: how
-strongly a judged pair was preferred, for a loss that uses margins; others have null.
+strongly a judged pair was preferred, which the loss asks of that pair (scaled by
+`loss.data_margin_scale`); others have null.
 """
 
 from __future__ import annotations

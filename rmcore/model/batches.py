@@ -19,13 +19,14 @@ four layouts (`BatchLayout`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
 import datasets
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from rmcore.model.packing import Segments
@@ -39,6 +40,37 @@ def _list_parts(array: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray
         array = array.combine_chunks()
     offsets = array.offsets.to_numpy().astype(np.int64)
     return array.flatten(), offsets - offsets[0]
+
+
+def _margin_arrays(
+    column: pa.ChunkedArray | None, group_offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted keys better * C + worse, margins) from a `margins` column of groups with
+    `group_offsets`; empty when there is none."""
+    empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    if column is None or column.null_count == len(column):
+        return empty
+    array = column.combine_chunks()
+    counts = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
+    entries = array.flatten()  # null groups add no entries
+    group = np.repeat(np.arange(len(counts)), counts)
+    k = np.diff(group_offsets)[group]
+    local = [entries.field(f).to_numpy(zero_copy_only=False) for f in ("better", "worse")]
+    values = entries.field("margin").to_numpy(zero_copy_only=False).astype(np.float64)
+    for name, index in zip(("better", "worse"), local, strict=True):
+        bad = np.flatnonzero((index < 0) | (index >= k))
+        if len(bad):
+            g = int(group[bad[0]])
+            raise ValueError(
+                f"group {g}: margin {name} index {int(index[bad[0]])} is not one "
+                f"of its {int(k[bad[0]])} completions; re-run ingest"
+            )
+    if not np.isfinite(values).all():
+        raise ValueError("a margin is not a finite number; re-run ingest")
+    start = group_offsets[group]
+    keys = (start + local[0]) * int(group_offsets[-1]) + start + local[1]
+    order = np.argsort(keys, kind="stable")
+    return keys[order].astype(np.int64), values[order]
 
 
 def _concat(arrays: list[Any]) -> np.ndarray:
@@ -60,6 +92,9 @@ class PackedGroups:
     comp_offsets: np.ndarray  # [C+1]
     group_offsets: np.ndarray  # [G+1] into completions
     ranks: np.ndarray  # [C] int64
+    # the data's per-pair margins, keyed better * C + worse (completion indices), sorted
+    margin_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    margin_values: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
 
     @classmethod
     def from_dataset(cls, ds: datasets.Dataset) -> PackedGroups:
@@ -70,6 +105,8 @@ class PackedGroups:
         ranks, rank_offsets = _list_parts(table.column("ranks"))
         if not np.array_equal(rank_offsets, group_offsets):
             raise ValueError("each group needs exactly one rank per completion")
+        margins = table.column("margins") if "margins" in table.column_names else None
+        keys, values = _margin_arrays(margins, group_offsets)
         return cls(
             prompt_values.to_numpy().astype(np.int64),
             prompt_offsets,
@@ -77,6 +114,8 @@ class PackedGroups:
             comp_offsets,
             group_offsets,
             ranks.to_numpy().astype(np.int64),
+            keys,
+            values,
         )
 
     @classmethod
@@ -103,6 +142,15 @@ class PackedGroups:
 
     def __len__(self) -> int:
         return len(self.group_offsets) - 1
+
+    def pair_margins(self, better: np.ndarray, worse: np.ndarray) -> np.ndarray | None:
+        """The data margin of each pair (completion indices), 0 where the data gives none;
+        None when the split has no margins at all."""
+        if not len(self.margin_keys):
+            return None
+        keys = better * len(self.ranks) + worse
+        at = np.searchsorted(self.margin_keys, keys).clip(max=len(self.margin_keys) - 1)
+        return np.where(self.margin_keys[at] == keys, self.margin_values[at], 0.0)
 
     @cached_property
     def k(self) -> np.ndarray:
@@ -144,6 +192,7 @@ class Batch:
     better: torch.Tensor  # [P] completion index of the better completion of each pair
     worse: torch.Tensor  # [P] completion index of the worse completion
     n_groups: int
+    margins: torch.Tensor | None = None  # [P] the data's margin of each pair (0: none given)
     position_ids: torch.Tensor | None = None  # like input_ids; restarts per sequence/completion
     score_index: torch.Tensor | None = None  # [N] flat token index of each scored token
     segments: Segments | None = None  # packed row: the sequences (or groups) and their masks
@@ -350,11 +399,13 @@ def collate(
     # pair (i, j): same group, i ranked strictly better (lower rank) than j; ties give none
     pairs = (row_group[:, None] == row_group[None, :]) & (ranks[:, None] < ranks[None, :])
     better, worse = np.nonzero(pairs)
+    margins = packed.pair_margins(comp_rows[better], comp_rows[worse])
     return Batch(
         row_group=torch.from_numpy(row_group),
         better=torch.from_numpy(better.astype(np.int64)),
         worse=torch.from_numpy(worse.astype(np.int64)),
         n_groups=len(groups),
+        margins=None if margins is None else torch.from_numpy(margins.astype(np.float32)),
         n_tokens=int(sum(len(t) for t in rows.tokens)),
         **tensors,
     )

@@ -65,6 +65,14 @@ FEATURES = datasets.Features(
         "group_id": datasets.Value("string"),
         "source": datasets.Value("string"),
         "ranks": datasets.List(datasets.Value("int32")),
+        # how strongly completions[better] was preferred, where the source says; null if not
+        "margins": datasets.List(
+            {
+                "better": datasets.Value("int32"),
+                "worse": datasets.Value("int32"),
+                "margin": datasets.Value("float64"),
+            }
+        ),
         "prompt_ids": datasets.List(datasets.Value("int32")),
         "completion_ids": datasets.List(datasets.List(datasets.Value("int32"))),
         "trimmed_prompt": datasets.Value("bool"),
@@ -215,16 +223,17 @@ def format_and_encode(
 def encode_table(
     batch: pa.RecordBatch | pa.Table, tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig
 ) -> pa.Table:
-    """Canonical groups (at least group_id, source, prompt, completions, ranks) -> one
-    tokenised row per group, with the columns of `FEATURES`."""
+    """Canonical groups (at least group_id, source, prompt, completions, ranks; margins if
+    any) -> one tokenised row per group, with the columns of `FEATURES`."""
     if batch.num_rows == 0:  # an empty split; a chat template would take [] for one chat
         return FEATURES.arrow_schema.empty_table()
-    rows = batch.select(list(INPUT_COLUMNS)).to_pydict()
+    rows = batch.select([c for c in INPUT_COLUMNS if c in batch.column_names]).to_pydict()
     encoded = encode_records(tokenizer, rows["prompt"], rows["completions"], cfg)
     columns = {
         "group_id": rows["group_id"],
         "source": rows["source"],
         "ranks": rows["ranks"],
+        "margins": rows.get("margins", [None] * batch.num_rows),
         "prompt_ids": [e.prompt_ids for e in encoded],
         "completion_ids": [e.completion_ids for e in encoded],
         "trimmed_prompt": [e.trimmed_prompt for e in encoded],
@@ -295,7 +304,7 @@ def tokenize_split(
     return {**counts.result(), "seconds": elapsed, "processes": procs}
 
 
-INPUT_COLUMNS = ("group_id", "source", "prompt", "completions", "ranks")
+INPUT_COLUMNS = ("group_id", "source", "prompt", "completions", "ranks", "margins")
 _WORKER: tuple[PreTrainedTokenizerBase, TokenizeConfig] | None = None
 
 

@@ -1,7 +1,8 @@
 """The k-wise Bradley-Terry loss of InstructGPT, as pure functions of rewards and pair indices.
 
 For a group with k ranked completions, every pair (better, worse) of different rank contributes
--log sigmoid(r_better - r_worse - margin); the group's loss is the mean over its pairs (all
+-log sigmoid(r_better - r_worse - margin), where margin is one number or one per pair (the
+data's margins, as TRL's `margin` column); the group's loss is the mean over its pairs (all
 C(k,2) when there are no ties) plus beta * the mean over its k completions of r^2, so every
 reward is penalised once whatever the ties (for k = 2: beta/2 (r_better^2 + r_worse^2)). The
 batch loss is the sum of group losses over the groups that have a pair, divided by their number.
@@ -41,12 +42,13 @@ def kwise_loss(
     n_groups: int,
     *,
     beta: float = 0.001,
-    margin: float = 0.0,
+    margin: float | torch.Tensor = 0.0,
     center: float = 0.0,
     normalise_by: tuple[Count, Count] | None = None,
 ) -> LossOutput:
     """rewards [N]; better, worse [P] row indices of each pair; row_group [N] group of each row.
 
+    margin: required reward gap, one number or [P] one per pair.
     normalise_by: (groups with pairs, groups) to divide the sums by; default this batch's own.
     """
     rewards = rewards.float()
@@ -56,6 +58,8 @@ def kwise_loss(
     pairs_per_group = torch.bincount(pair_group, minlength=n_groups)  # [G]
     groups_with_pairs = (pairs_per_group > 0).sum()
     weight = 1.0 / pairs_per_group[pair_group].clamp(min=1).to(diff.dtype)  # [P]
+    if isinstance(margin, torch.Tensor):
+        margin = margin.to(device=diff.device, dtype=diff.dtype)
     total = (-F.logsigmoid(diff - margin) * weight).sum()
     if beta > 0:
         squares = torch.zeros(n_groups, dtype=rewards.dtype, device=rewards.device)

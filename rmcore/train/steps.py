@@ -36,6 +36,14 @@ def make_optimizer(
     return optimizer, scheduler
 
 
+def pair_margin(batch: Batch, loss_cfg: LossConfig) -> float | torch.Tensor:
+    """The reward gap each pair is asked for: `loss.margin`, plus the data's own margin of
+    the pair times `loss.data_margin_scale` where the data gives margins."""
+    if batch.margins is None or loss_cfg.data_margin_scale == 0:
+        return loss_cfg.margin
+    return loss_cfg.margin + loss_cfg.data_margin_scale * batch.margins
+
+
 def forward_loss(
     model: torch.nn.Module,
     batch: Batch,
@@ -50,7 +58,7 @@ def forward_loss(
         batch.row_group,
         batch.n_groups,
         beta=loss_cfg.beta,
-        margin=loss_cfg.margin,
+        margin=pair_margin(batch, loss_cfg),
         center=loss_cfg.center_rewards,
         normalise_by=normalise_by,
     )
