@@ -132,6 +132,20 @@ def test_last_turn_cut_from_left_when_alone_too_long(models: dict[str, str]) -> 
     assert tok.decode(prompt[1:]).endswith("assistant :")  # the left is what goes
 
 
+def test_texts_beyond_the_model_limit_raise_no_indexing_warning(
+    models: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Long texts are expected (they are trimmed after encoding): transformers' warning that
+    such a sequence "will result in indexing errors" would be false, so it is not printed."""
+    tok = load_tokenizer(models["bert"])
+    assert tok.model_max_length == 512
+    prompt, comps, _, _ = format_and_encode(
+        tok, [user("long " * 1000)], ["answer " * 800, "no"], TokenizeConfig(max_length=64)
+    )
+    assert max(len(prompt) + len(c) for c in comps) <= 64
+    assert not [r for r in caplog.records if "indexing errors" in r.getMessage()]
+
+
 def test_completion_cut_only_where_it_does_not_fit_beside_its_prompt(
     models: dict[str, str],
 ) -> None:

@@ -120,7 +120,10 @@ class _Formatter:
     def encode(self, texts: list[str]) -> list[list[int]]:
         if not texts:
             return []
-        return list(self.tokenizer(texts, add_special_tokens=False)["input_ids"])
+        # verbose=False: texts longer than the model's limit are expected here, and trimmed
+        # to max_length after encoding; transformers would warn of indexing errors otherwise.
+        encoded = self.tokenizer(texts, add_special_tokens=False, verbose=False)
+        return list(encoded["input_ids"])
 
     def prompt_texts(self, prompts: list[list[Message]]) -> list[str]:
         if not self.chat:
