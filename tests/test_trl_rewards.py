@@ -1,10 +1,11 @@
 """RL loops get the pipeline's rewards: TRL's GRPOTrainer given the saved model directory
 (conversational prompts, through the saved chat template) or the pipeline's reward function
-(string and conversational prompts, truncation included), and TRL's PPO-style `get_reward`
-on a decoder."""
+(string and conversational prompts, truncation included), TRL's PPO-style `get_reward` on a
+decoder, and OpenRLHF's reward model reading a decoder's directory."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ import pytest
 import torch
 
 from rmcore.core.config import ModelConfig, TokenizeConfig
-from rmcore.model.reward_model import build_reward_model, load_reward_model
+from rmcore.evaluate.metrics import normalize_rewards
+from rmcore.model.reward_model import build_reward_model, load_reward_model, set_reward_stats
 from rmcore.model.scoring import score_texts
 from rmcore.register.reward_function import PipelineReward
+from rmcore.text.tokenize import encode_records
 from tests.test_input_format import spread_head
 from tests.tiny import FILLER, make_tiny_bert, make_tiny_neox
 
@@ -119,8 +122,6 @@ def test_ppo_get_reward_on_a_decoder_gives_our_rewards(saved: dict[str, str]) ->
     from transformers import AutoModelForSequenceClassification
     from trl.experimental.utils import get_reward
 
-    from rmcore.text.tokenize import encode_records
-
     model = load_reward_model(saved["neox"])
     encoded = encode_records(model.tokenizer, PROMPTS, [[r] for r in REPLIES], CFG)
     sequences = [e.prompt_ids + e.completion_ids[0] for e in encoded]
@@ -132,3 +133,66 @@ def test_ppo_get_reward_on_a_decoder_gives_our_rewards(saved: dict[str, str]) ->
     with torch.no_grad():
         _, rewards, _ = get_reward(hf, batch, pad, context)
     np.testing.assert_allclose(rewards.numpy(), score_texts(model, PROMPTS, REPLIES), atol=1e-5)
+
+
+def _openrlhf_rewards(directory: Path, sequences: list[list[int]], pad: int) -> np.ndarray:
+    """What OpenRLHF's reward model (`get_llm_for_sequence_regression(path, "reward")`)
+    computes: the backbone class from the checkpoint, the bias-free linear head named by
+    `config.value_head_prefix` on every hidden state, read at the last attended token, with
+    positions counted from the attention mask; sequences padded on the left, as its rollouts
+    batch prompts."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(directory)
+    weights = load_file(str(directory / "model.safetensors"))
+    head = weights[f"{config.value_head_prefix}.weight"]  # [1, H]
+    assert f"{config.value_head_prefix}.bias" not in weights  # its head has none
+    width = max(len(s) for s in sequences)
+    ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences])
+    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences])
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    base = AutoModel.from_pretrained(directory).eval()
+    with torch.no_grad():
+        hidden = base(ids, attention_mask=mask, position_ids=positions).last_hidden_state
+    values = (hidden @ head.T).squeeze(-1)  # [B, T]
+    last = width - 1 - mask.fliplr().argmax(dim=1)
+    return values[torch.arange(len(sequences)), last].numpy()
+
+
+def test_openrlhf_reads_a_decoder_like_the_pipeline(saved: dict[str, str], tmp_path: Path) -> None:
+    """Given the pipeline's token ids, OpenRLHF's reward model gives the pipeline's rewards,
+    and with `--normalize_reward` the pipeline's normalised rewards: the train stage's reward
+    stats are in config.json as `mean` and `std`."""
+    from transformers import AutoConfig
+
+    directory = Path(shutil.copytree(saved["neox"], tmp_path / "rm"))
+    stats = {"mean": 0.25, "std": 2.0, "count": 10}
+    set_reward_stats(directory, stats)
+    config = AutoConfig.from_pretrained(directory)
+    assert (config.value_head_prefix, config.mean, config.std) == ("score", 0.25, 2.0)
+    model = load_reward_model(directory)
+    encoded = encode_records(model.tokenizer, PROMPTS, [[r] for r in REPLIES], CFG)
+    sequences = [e.prompt_ids + e.completion_ids[0] for e in encoded]
+    rewards = _openrlhf_rewards(directory, sequences, int(model.tokenizer.pad_token_id))
+    expected = score_texts(model, PROMPTS, REPLIES)
+    np.testing.assert_allclose(rewards, expected, atol=1e-5)
+    normalised = (rewards - config.mean) / config.std
+    np.testing.assert_allclose(normalised, normalize_rewards(expected, stats), atol=1e-5)
+
+
+def test_rl_config_keys_only_where_openrlhf_reads_the_pipeline_rewards(
+    saved: dict[str, str], tmp_path: Path
+) -> None:
+    """An encoder's head is not a per-token `score` layer: no `value_head_prefix` (OpenRLHF
+    would read other rewards); stats that cannot normalise leave no `mean`/`std`."""
+    from transformers import AutoConfig
+
+    bert = Path(shutil.copytree(saved["bert"], tmp_path / "bert"))
+    set_reward_stats(bert, {"mean": 0.25, "std": 2.0})
+    assert not hasattr(AutoConfig.from_pretrained(bert), "value_head_prefix")
+    neox = Path(shutil.copytree(saved["neox"], tmp_path / "neox"))
+    set_reward_stats(neox, {"mean": 0.25, "std": 2.0})
+    set_reward_stats(neox, {"mean": 0.25, "std": 0.0})
+    config = AutoConfig.from_pretrained(neox)
+    assert config.value_head_prefix == "score" and not hasattr(config, "mean")

@@ -52,6 +52,7 @@ from rmcore.model.lora import (
     save_adapter,
 )
 from rmcore.model.packing import PACKED_ATTENTION, SEGMENTS_KWARG, Segments
+from rmcore.model.rl_config import write_rl_config
 from rmcore.text import chat_template
 from rmcore.text.tokenizer import load_tokenizer, refuse_pickle_weights, resolve_backbone
 
@@ -315,6 +316,7 @@ class RewardModel(nn.Module):
             chat_template.META_KEY: input_format,
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        write_rl_config(directory, meta)
 
 
 def _last_positions(mask: torch.Tensor) -> torch.Tensor:
@@ -330,6 +332,7 @@ def set_reward_stats(directory: str | Path, stats: dict[str, Any]) -> None:
     meta = json.loads(path.read_text(encoding="utf-8"))
     meta["reward_stats"] = stats
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_rl_config(directory, meta)
 
 
 def build_reward_model(
