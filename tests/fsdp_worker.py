@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.tensor import DTensor
 from transformers import AutoModelForSequenceClassification
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -26,6 +28,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rmcore.core.config import LoraConfig, ModelConfig, TokenizeConfig
 from rmcore.model.reward_model import build_reward_model
 from rmcore.train.fsdp import shard_units
+
+
+def _local_shape(param: torch.Tensor) -> list[int]:
+    """The shape of this rank's shard of a parameter that `fully_shard` made a DTensor."""
+    assert isinstance(param, DTensor), type(param)
+    return list(param.to_local().shape)
+
+
+def _tensors(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """A gathered full state dict, which holds a tensor under each name."""
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    assert tensors.keys() == state.keys(), sorted(state.keys() - tensors.keys())
+    return tensors
 
 
 def main(model_dir: str, out: Path, lora: bool) -> None:
@@ -56,9 +71,9 @@ def main(model_dir: str, out: Path, lora: bool) -> None:
         (rewards * torch.arange(1.0, 5.0)).sum().backward()
         optimizer.step()
         steps.append(rewards.detach())
-    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+    full = _tensors(get_model_state_dict(model, options=StateDictOptions(full_state_dict=True)))
     expected = reference.state_dict()
-    local = {n: list(p.to_local().shape) for n, p in model.named_parameters()}
+    local = {n: _local_shape(p) for n, p in model.named_parameters()}
     report = {
         "units": units,
         "fsdp_units": [n for n, m in model.named_modules() if isinstance(m, FSDPModule)],

@@ -30,7 +30,9 @@ SHAPE = {"hidden": 768, "layers": 2, "heads": 8, "kv_heads": 2, "intermediate": 
 def resident(field: str) -> int:
     """VmRSS (now) or VmHWM (peak since the last reset) of this process, in bytes."""
     status = Path("/proc/self/status").read_text(encoding="utf-8")
-    return int(re.search(rf"{field}:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+    found = re.search(rf"{field}:\s+(\d+) kB", status)
+    assert found is not None, status
+    return int(found.group(1)) * 1024
 
 
 def batch_groups(n: int = 8) -> PackedGroups:

@@ -53,7 +53,9 @@ def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> N
 def test_help_lists_run_and_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = _rmpipe(capsys, "--help")
     assert status == 0
-    listed = set(re.search(r"\{([\w,]+)\}", out)[1].split(","))  # type: ignore[index]
+    commands = re.search(r"\{([\w,]+)\}", out)
+    assert commands is not None, out
+    listed = set(commands[1].split(","))
     stages = {"ingest", "tokenize", "train", "evaluate", "register"}
     assert listed == {"run", "params", "score", "sample", *stages}
 

@@ -99,6 +99,7 @@ def test_decoder_without_pad_token_builds_and_batches(decoders: dict[str, str], 
     model = build(decoders[kind])
     tok, embedding = model.tokenizer, model.backbone.get_input_embeddings()
     assert tok.pad_token_id == len(tok) - 1 and tok.pad_token_id != tok.eos_token_id
+    assert isinstance(embedding, torch.nn.Embedding)
     assert embedding.weight.shape[0] == len(tok)
     assert model.config.pad_token_id == tok.pad_token_id
     assert embedding.padding_idx == tok.pad_token_id  # the added row only ever sits at padding

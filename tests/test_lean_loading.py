@@ -48,13 +48,13 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_weights_dtype(
     dtype: str, lora: bool, precision: str, cuda: bool, expected: torch.dtype
 ) -> None:
-    cfg = ModelConfig(dtype=dtype, lora=LoraConfig(enabled=lora))  # type: ignore[arg-type]
+    cfg = ModelConfig(dtype=dtype, lora=LoraConfig(enabled=lora))
     assert weights_dtype(cfg, precision, cuda) == expected
 
 
 def test_bf16_base_trains_fp32_adapters_and_head(llama: str) -> None:
     pytest.importorskip("peft")
-    cfg = ModelConfig(name=llama, lora=LoraConfig(**LORA))  # type: ignore[arg-type]
+    cfg = ModelConfig(name=llama, lora=LoraConfig(**LORA))
     model = build_reward_model(cfg, TokenizeConfig(), torch.bfloat16).eval()
     frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
     trained = {p.dtype for p in model.parameters() if p.requires_grad}

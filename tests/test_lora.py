@@ -46,7 +46,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def build(path: str, rank: int = 4, pooling: str = "auto", **lora: Any) -> RewardModel:
     torch.manual_seed(0)
-    cfg = ModelConfig(name=path, pooling=pooling, lora=LoraConfig(enabled=True, rank=rank, **lora))  # type: ignore[arg-type]
+    cfg = ModelConfig(name=path, pooling=pooling, lora=LoraConfig(enabled=True, rank=rank, **lora))
     return build_reward_model(cfg, TokenizeConfig()).eval()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -171,18 +172,20 @@ def test_step_counts_make_micro_batches_add_up_to_the_whole_batch() -> None:
     ranks = [[0, 1, 2], [0, 0], [1, 0, 0, 2], [0, 1], [2, 2, 2], [0, 1, 1]]
     gen = torch.Generator().manual_seed(3)
     rewards = torch.randn(sum(len(r) for r in ranks), generator=gen, requires_grad=True)
-    kwargs = {"beta": 0.01, "margin": 0.2, "center": 0.05}
-    whole = kwise_loss(rewards, *pairs_of(ranks), **kwargs)
+    loss = functools.partial(kwise_loss, beta=0.01, margin=0.2, center=0.05)
+    whole = loss(rewards, *pairs_of(ranks))
     whole.loss.backward()
+    assert rewards.grad is not None
     expected = rewards.grad.clone()
     rewards.grad = None
     step = (torch.tensor(4.0), torch.tensor(6.0))  # groups with pairs, groups
     total, start = torch.zeros(()), 0
     for part in (ranks[:2], ranks[2:]):  # 1 + 3 groups with pairs, 2 + 4 groups
         n = sum(len(r) for r in part)
-        out = kwise_loss(rewards[start : start + n], *pairs_of(part), **kwargs, normalise_by=step)
+        out = loss(rewards[start : start + n], *pairs_of(part), normalise_by=step)
         total, start = total + out.loss, start + n
     total.backward()
     assert whole.n_groups.item() == 4
     assert total.item() == pytest.approx(whole.loss.item(), rel=1e-6)
+    assert rewards.grad is not None
     assert torch.allclose(rewards.grad, expected, atol=1e-7)

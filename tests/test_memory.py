@@ -32,8 +32,8 @@ def test_parameter_count_is_the_models() -> None:
         num_attention_heads=SMALL.heads,
         num_key_value_heads=SMALL.kv_heads,
         intermediate_size=SMALL.intermediate,
-        num_labels=1,
     )
+    config.num_labels = 1
     with torch.device("meta"):
         model = LlamaForSequenceClassification(config)
     assert SMALL.params == sum(p.numel() for p in model.parameters())
@@ -51,8 +51,8 @@ def test_lora_count_is_what_trains(tmp_path: Path) -> None:
         num_attention_heads=shape.heads,
         num_key_value_heads=shape.kv_heads,
         intermediate_size=shape.intermediate,
-        num_labels=1,
     )
+    config.num_labels = 1
     LlamaForSequenceClassification(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     cfg = ModelConfig(name=str(tmp_path), lora=LoraConfig(enabled=True, rank=8))
@@ -121,10 +121,11 @@ def test_estimate_is_close_to_cuda_peak(tmp_path: Path) -> None:
         num_attention_heads=shape.heads,
         num_key_value_heads=shape.kv_heads,
         intermediate_size=shape.intermediate,
-        num_labels=1,
         pad_token_id=0,
     )
-    model = LlamaForSequenceClassification(config).cuda().train()
+    config.num_labels = 1
+    model: torch.nn.Module = LlamaForSequenceClassification(config)
+    model = model.cuda().train()
     optimizer = torch.optim.AdamW(model.parameters(), fused=True)
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()

@@ -24,7 +24,7 @@ from tests.servers import stop_group, wait_until_answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"prompt": "tell me about tea", "response": "great clear helpful answer"},
     {"prompt": [{"role": "user", "content": "and rain?"}], "response": "awful rude wrong"},
     {

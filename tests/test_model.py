@@ -11,7 +11,12 @@ from transformers import AutoModelForSequenceClassification
 
 from rmcore.core.config import ModelConfig, TokenizeConfig
 from rmcore.model.batches import pad_sequences
-from rmcore.model.reward_model import HEAD_FILE, build_reward_model, load_reward_model
+from rmcore.model.reward_model import (
+    HEAD_FILE,
+    RewardModel,
+    build_reward_model,
+    load_reward_model,
+)
 from rmcore.model.scoring import score_groups, score_texts
 from rmcore.text.tokenize import encode_records, tokenize_table
 from rmcore.text.tokenizer import resolve_backbone
@@ -31,13 +36,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-def build(path: str, pooling: str = "auto") -> torch.nn.Module:
+def build(path: str, pooling: str = "auto") -> RewardModel:
     torch.manual_seed(0)
     model = build_reward_model(ModelConfig(name=path, pooling=pooling), TokenizeConfig())
     return model.eval()
 
 
-def hf_scores(directory: Path, model: torch.nn.Module) -> np.ndarray:
+def hf_scores(directory: Path, model: RewardModel) -> np.ndarray:
     """Scores of plain transformers loading of the saved dir, inputs padded on the right."""
     hf = AutoModelForSequenceClassification.from_pretrained(directory).eval()
     messages = [[{"role": "user", "content": p}] for p in PROMPTS]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import datasets
 import numpy as np
@@ -124,7 +124,14 @@ def test_packed_attention_keeps_sequences_apart(backbones: dict[str, str], kind:
     assert not torch.allclose(apart, mixed.last_hidden_state[0], atol=1e-3)
 
 
-SHAPES = {  # packed, long prompts run as one block-masked sequence per group
+class Lengths(TypedDict):
+    """Ranges of the prompt and completion lengths of `groups`."""
+
+    prompt: tuple[int, int]
+    comp: tuple[int, int]
+
+
+SHAPES: dict[str, Lengths] = {  # packed, long prompts run as one block-masked sequence per group
     "short_prompts": {"prompt": (1, 8), "comp": (8, 24)},
     "long_prompts": {"prompt": (60, 90), "comp": (1, 4)},
 }
@@ -148,7 +155,7 @@ def test_shared_prefix_rewards_equal_unshared(
 
 
 def test_shared_rows_mask_positions_and_scored_tokens() -> None:
-    rows = {
+    rows: dict[str, list[Any]] = {
         "group_id": ["a"],
         "source": ["s"],
         "ranks": [[1, 0, 1]],
@@ -169,7 +176,7 @@ def test_shared_rows_mask_positions_and_scored_tokens() -> None:
 
 
 def test_packed_shared_rows_are_one_causal_sequence_per_completion() -> None:
-    rows = {
+    rows: dict[str, list[Any]] = {
         "group_id": ["a", "b"],
         "source": ["s", "s"],
         "ranks": [[1, 0, 1], [0, 1]],
@@ -279,10 +286,10 @@ def test_packed_attention_under_bf16_autocast(
     own = base(input_ids=plain.input_ids, attention_mask=plain.attention_mask).last_hidden_state
     assert torch.allclose(apart.float(), own[plain.attention_mask.bool()], atol=0.1)
     # the attention itself hands back the compute dtype
-    qkv = [torch.randn(1, 2, batch.input_ids.shape[1], 8, dtype=torch.bfloat16) for _ in "qkv"]
+    q, k, v = (torch.randn(1, 2, batch.input_ids.shape[1], 8, dtype=torch.bfloat16) for _ in "qkv")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, _ = packing.packed_attention(
-            torch.nn.Module(), *qkv, None, packed_segments=batch.segments
+            torch.nn.Module(), q, k, v, None, packed_segments=batch.segments
         )
     assert out.dtype == torch.bfloat16
 
@@ -305,8 +312,10 @@ def test_cpu_packed_attention_upcasts_only_for_gradients(
 
     monkeypatch.setattr(packing.F, "scaled_dot_product_attention", recording)
     segments = packing.Segments.build([5, 3])
-    qkv = [torch.randn(1, 2, 8, 8, dtype=torch.bfloat16, requires_grad=grad) for _ in "qkv"]
+    q, k, v = (torch.randn(1, 2, 8, 8, dtype=torch.bfloat16, requires_grad=grad) for _ in "qkv")
     with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
-        out, _ = packing.packed_attention(torch.nn.Module(), *qkv, None, packed_segments=segments)
+        out, _ = packing.packed_attention(
+            torch.nn.Module(), q, k, v, None, packed_segments=segments
+        )
     assert seen == [torch.float32 if grad else torch.bfloat16]
     assert out.dtype == torch.bfloat16

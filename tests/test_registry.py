@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from rmcore import stages
-from rmcore.core.config import RegisterConfig
+from rmcore.core.config import Params, RegisterConfig, load_params
 from rmcore.core.paths import Layout
 from rmcore.register import lineage, redact
 from tests.conftest import MLFLOW_URI_VARS
@@ -134,9 +134,7 @@ def _project(root: Path, store: str, model_seed: int) -> Layout:
     return layout
 
 
-def _params(root: Path):
-    from rmcore.core.config import load_params
-
+def _params(root: Path) -> Params:
     return load_params(root / "params.yaml")
 
 
@@ -179,6 +177,7 @@ def test_register_logs_the_run_and_makes_a_champion(
     # each point at the time its step ended in training (metrics/train_step_times.csv)
     assert [m.timestamp for m in history] == [round(t * 1000) for t in STEP_TIMES.values()]
     assert history[0].timestamp < history[1].timestamp < history[2].timestamp
+    assert run.inputs is not None
     inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
     assert inputs["normalized/test"] == lineage.file_md5(a.split_file("test"))
     artifacts = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id))
@@ -199,7 +198,7 @@ def test_register_logs_the_run_and_makes_a_champion(
     np.testing.assert_allclose(normalised, expected_norm, atol=1e-5)
 
 
-def _frame():
+def _frame() -> pd.DataFrame:
 
     return pd.DataFrame(
         {
@@ -270,6 +269,7 @@ def test_killed_registration_leaves_no_half_registered_version(
     killed = run_cli(a.root, "register", env=env)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     (half,) = client.search_model_versions("name = 'reward-model'")
+    assert half.run_id is not None
     assert "rmpipe.validated" not in half.tags and not half.aliases
     assert not a.registration.exists()
 

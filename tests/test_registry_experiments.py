@@ -100,6 +100,7 @@ def test_dvc_exp_run_temp_registers_into_the_project_store(tmp_path: Path) -> No
     run = client.get_run(registration["run_id"])
     assert run.data.tags["dvc.experiment"] == "trial-1"
     assert run.info.artifact_uri.startswith((root / "mlartifacts").as_uri())
+    assert run.inputs is not None
     sources = {d.dataset.name: json.loads(d.dataset.source) for d in run.inputs.dataset_inputs}
     assert sources["normalized/test"] == {"uri": "data/normalized/test.parquet"}
     assert client.get_registered_model(registration["name"]).aliases == {}

@@ -197,7 +197,7 @@ def test_an_unknown_param_is_an_error(registered: dict[str, Any]) -> None:
     assert model.predict(frame, params={"batch_size": 2}).shape == (1,)  # known params pass
 
 
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"prompt": "tell me about tea", "response": "great clear answer"},
     {"prompt": [{"role": "user", "content": "rain?"}], "response": "awful rude"},
 ]

@@ -38,6 +38,7 @@ def test_the_next_registration_removes_what_a_killed_one_logged(tmp_path: Path) 
 
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     (half,) = client.search_model_versions("name = 'reward-model'")
+    assert half.run_id is not None
     run = client.get_run(half.run_id)
     exp_id = run.info.experiment_id
     models = [

@@ -46,12 +46,12 @@ _LLAMA_LIKE: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
-def _decoder(family: str, tokenizer: Any) -> torch.nn.Module:
+def _decoder(family: str, tokenizer: Any) -> tf.PreTrainedModel:
     ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
     size = {"vocab_size": len(tokenizer), "max_position_embeddings": 512, **ids}
     if family == "gpt2":
         return tf.GPT2LMHeadModel(tf.GPT2Config(n_embd=32, n_layer=2, n_head=2, **size))
-    common = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4}
+    common: dict[str, Any] = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4}
     common.update(intermediate_size=64, tie_word_embeddings=False, **size)
     if family == "neox":
         return tf.GPTNeoXForCausalLM(tf.GPTNeoXConfig(**common))
@@ -85,7 +85,7 @@ def _roberta_tokenizer() -> Any:
     )
 
 
-def _encoder(family: str) -> tuple[torch.nn.Module, Any]:
+def _encoder(family: str) -> tuple[tf.PreTrainedModel, Any]:
     if family == "roberta":
         tokenizer = _roberta_tokenizer()
     else:

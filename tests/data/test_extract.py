@@ -134,8 +134,14 @@ def test_the_split_key_keeps_an_item_in_one_split_however_its_prompt_is_worded(
         templated.append({"id": n, **_judge_row(instruction, "11", "12", "A")})
     write_jsonl(tmp_path / "plain.jsonl", plain)
     write_jsonl(tmp_path / "judge.jsonl", templated)
-    plain_opts = {"prompt": "q", "responses": ["a", "b"], "label": "w", "label_first": ["A"]}
-    judge_opts = {**plain_opts, "prompt": "input"}  # the template is the prompt: a leak
+    plain_opts: dict[str, Any] = {
+        "prompt": "q",
+        "responses": ["a", "b"],
+        "label": "w",
+        "label_first": ["A"],
+    }
+    # the template is the prompt: a leak
+    judge_opts: dict[str, Any] = {**plain_opts, "prompt": "input"}
     sources = [
         source("plain.jsonl", name="p", **plain_opts),
         source("judge.jsonl", name="j", **judge_opts),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -91,7 +92,12 @@ def test_group_entries_for_rejected_groups_of_kept_records(tmp_path: Path) -> No
 def test_merged_records_are_counted_one_by_one(tmp_path: Path) -> None:
     rows = [pair("P", "a", "b"), pair("P", "b", "c"), pair("P", "a", "c"), pair("Q", "x", "y", 0)]
     write_jsonl(tmp_path / "in.jsonl", rows)
-    options = {"prompt": "q", "responses": ["a", "b"], "label": "label", "merge_pairs": True}
+    options: dict[str, Any] = {
+        "prompt": "q",
+        "responses": ["a", "b"],
+        "label": "label",
+        "merge_pairs": True,
+    }
     result = ingest(tmp_path, [source("in.jsonl", **options)])
     assert result.source()["records"]["kept"] == 3
     assert result.reasons() == {"all_tied": 1}

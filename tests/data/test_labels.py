@@ -52,7 +52,10 @@ def test_not_compared_is_not_a_tie() -> None:
 
 def test_explicit_comparisons_as_objects_or_lists() -> None:
     options = _opts(responses="r", comparisons="c", comparison_keys=["x", "y", "win"])
-    record = {**THREE, "c": [{"x": 2, "y": 0, "win": 1}, {"x": 1, "y": 2, "win": 2}]}
+    record: dict[str, Any] = {
+        **THREE,
+        "c": [{"x": 2, "y": 0, "win": 1}, {"x": 1, "y": 2, "win": 2}],
+    }
     [group] = convert_mapping(record, options)  # c > a, c > b: a and b share rank 1, no pair
     assert (group.completions, group.ranks) == (["c", "a", "b"], [0, 1, 1])
     record = {**THREE, "c": [[0, 1, 1], [1, 2, 0], [0, 2, 1]]}  # a > b, b = c, a > c
@@ -96,7 +99,12 @@ def test_margins_reach_the_splits_and_merged_groups_keep_them(tmp_path: Path) ->
         {"q": "Q?", "a": "u", "b": "v", "p": 3},  # v > u, margin 3
     ]
     write_jsonl(tmp_path / "in.jsonl", rows)
-    opts = {"prompt": "q", "responses": ["a", "b"], "label": "p", "label_scale": [-3, 3]}
+    opts: dict[str, Any] = {
+        "prompt": "q",
+        "responses": ["a", "b"],
+        "label": "p",
+        "label_scale": [-3, 3],
+    }
     result = ingest(
         tmp_path,
         [source("in.jsonl", **opts, merge_pairs=True)],
@@ -123,7 +131,7 @@ def test_margins_reach_the_splits_and_merged_groups_keep_them(tmp_path: Path) ->
 def test_merge_implied_false_keeps_only_direct_comparisons(tmp_path: Path) -> None:
     rows = [{"q": "P?", "a": "x", "b": "y", "l": 1}, {"q": "P?", "a": "y", "b": "z", "l": 1}]
     write_jsonl(tmp_path / "in.jsonl", rows)
-    opts = {"prompt": "q", "responses": ["a", "b"], "label": "l"}
+    opts: dict[str, Any] = {"prompt": "q", "responses": ["a", "b"], "label": "l"}
     result = ingest(tmp_path, [source("in.jsonl", **opts, merge_pairs=True, merge_implied=False)])
     section = result.source()
     assert section["groups"]["kept_by_k"] == {"2": 2}

@@ -94,7 +94,7 @@ def test_mapping_prompt_messages_and_conversation_replies_with_other_keys() -> N
 
 
 def test_multi_turn_replies_with_their_own_earlier_answers_differ() -> None:
-    row = {
+    row: dict[str, Any] = {
         "a": [
             _msg("user", "Q1"),
             _msg("assistant", "A1"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from rmcore.data.merge import merge_pairs
-from rmcore.data.normalize import clean, finalize, normalize_text
+from rmcore.data.normalize import TiePolicy, clean, finalize, normalize_text
 from rmcore.data.records import Candidate, RecordRef, Rejection
 
 PROMPT = [{"role": "user", "content": "Q?"}]
@@ -51,8 +51,8 @@ def test_clean_reasons() -> None:
     ("policy", "expected"),
     [("keep", ([0, 1, 1], 3)), ("drop", ([0, 1], 2)), ("quarantine", "tie")],
 )
-def test_tie_policy(policy: str, expected: object) -> None:
-    result = finalize(_cand(["a", "b", "c"], [0, 1, 1]), policy)  # type: ignore[arg-type]
+def test_tie_policy(policy: TiePolicy, expected: object) -> None:
+    result = finalize(_cand(["a", "b", "c"], [0, 1, 1]), policy)
     if isinstance(expected, str):
         assert isinstance(result, Rejection)
         assert result.reason == expected

@@ -72,7 +72,7 @@ def test_missing_null_and_wrong_type_are_three_messages_naming_the_path(
 def test_a_path_that_does_not_parse_fails_when_params_load(bad: str) -> None:
     with pytest.raises(ValueError, match="field path"):
         path_steps(bad)
-    raw = {"data": {"sources": [{"path": "x.jsonl", "format": "hh_rlhf"}]}}
+    raw: dict[str, Any] = {"data": {"sources": [{"path": "x.jsonl", "format": "hh_rlhf"}]}}
     raw["data"]["sources"][0]["options"] = {"chosen": bad}
     with pytest.raises(ConfigError, match=r"options.*chosen"):
         parse_params(raw)
@@ -107,7 +107,7 @@ def test_mapping_takes_paths_with_every_item_and_names_the_item() -> None:
     options = MappingOptions(
         prompt="info.question", responses="answers[*].text", scores="answers[*].score"
     )
-    record = {
+    record: dict[str, Any] = {
         "info": {"question": "Best?"},
         "answers": [
             {"text": "a", "score": 1},

@@ -60,7 +60,7 @@ def test_ranks_follow_the_signals_where_labels_are_clean() -> None:
     """Without label noise: complying with a harmful request ranks below every refusal, and
     the same content said rudely ranks below its polite or plain version."""
     rows = [json.loads(line) for line in (SAMPLE / "preferences.jsonl").read_text().splitlines()]
-    checked = Counter()
+    checked: Counter[str] = Counter()
     for row in rows:
         if row["meta"]["label_noise"]:
             continue

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from rmcore.data.records import IngestError
 from tests.conftest import REPO_ROOT
 from tests.data.helpers import ingest, pair, source, write_jsonl
 
-WRONG_FIELDS = {"prompt": "question", "responses": ["a", "b"], "label": "label"}
+WRONG_FIELDS: dict[str, Any] = {"prompt": "question", "responses": ["a", "b"], "label": "label"}
 
 
 def test_a_source_that_keeps_nothing_stops_with_reasons_first_record_and_fix(
@@ -81,7 +82,12 @@ def test_records_left_out_by_where_are_quarantined_but_not_held_against_the_sour
 ) -> None:
     rows = [pair(f"Q{n}?", "x", "y") | {"turn": 1 if n == 0 else 2} for n in range(4)]
     write_jsonl(tmp_path / "in.jsonl", rows)
-    opts = {"prompt": "q", "responses": ["a", "b"], "label": "label", "where": {"turn": 1}}
+    opts: dict[str, Any] = {
+        "prompt": "q",
+        "responses": ["a", "b"],
+        "label": "label",
+        "where": {"turn": 1},
+    }
     result = ingest(tmp_path, [source("in.jsonl", **opts)])
     assert result.source()["records"]["quarantined_by_reason"] == {"excluded": 3}
     entry = result.quarantine[0]

@@ -26,7 +26,7 @@ def _refuse(call: str, address: Any) -> None:
     raise ConnectionRefusedError(f"network access blocked in this test: {call}({address!r})")
 
 
-def _is_unix(sock: socket.socket) -> bool:
+def _is_unix(sock: socket.SocketType) -> bool:
     return getattr(socket, "AF_UNIX", None) is not None and sock.family == socket.AF_UNIX
 
 
@@ -35,19 +35,19 @@ _connect_ex = socket.socket.connect_ex
 _sendto = socket.socket.sendto
 
 
-def _guarded_connect(self: socket.socket, address: Any) -> None:
+def _guarded_connect(self: socket.SocketType, address: Any) -> None:
     if not _is_unix(self):
         _refuse("socket.connect", address)
     return _connect(self, address)
 
 
-def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+def _guarded_connect_ex(self: socket.SocketType, address: Any) -> int:
     if not _is_unix(self):
         _refuse("socket.connect_ex", address)
     return _connect_ex(self, address)
 
 
-def _guarded_sendto(self: socket.socket, *args: Any) -> int:
+def _guarded_sendto(self: socket.SocketType, *args: Any) -> int:
     if not _is_unix(self):
         _refuse("socket.sendto", args[-1])
     return _sendto(self, *args)
@@ -68,7 +68,7 @@ def _guarded_gethostbyname(host: Any) -> Any:
 if _LOG:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
-    socket.socket.sendto = _guarded_sendto  # type: ignore[method-assign,assignment]
+    socket.socket.sendto = _guarded_sendto  # type: ignore[method-assign]
     socket.getaddrinfo = _guarded_getaddrinfo
     socket.create_connection = _guarded_create_connection
     socket.gethostbyname = _guarded_gethostbyname
