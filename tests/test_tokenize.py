@@ -238,6 +238,7 @@ def test_stage_keeps_every_record_and_reports(models: dict[str, str], tmp_path: 
     train = report["splits"]["train"]
     assert train["groups"] == n_train and report["splits"]["test"]["groups"] == 0
     assert train["cut_completions"] == 1 and train["trimmed_prompts"] == 1
+    assert train["margin_pairs"] == 1 and report["totals"]["margin_pairs"] == 1
     assert train["max_seq_len"] <= 48
     ds = load_tokenized(layout, "train")
     assert ds.column_names == [

@@ -434,6 +434,7 @@ class _Counts:
         self.completions = 0
         self.trimmed = 0
         self.cut = 0
+        self.margins = 0
         self._lengths: list[np.ndarray] = []
 
     def add(self, table: pa.Table) -> None:
@@ -446,6 +447,8 @@ class _Counts:
         self.completions += int(k.sum())
         self.trimmed += int(np.sum(table.column("trimmed_prompt").to_numpy()))
         self.cut += int(np.sum(table.column("cut_completions").to_numpy()))
+        per_group = pa.compute.list_value_length(table.column("margins"))
+        self.margins += int(pa.compute.sum(per_group).as_py() or 0)
 
     def result(self) -> dict[str, Any]:
         seq_len = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int32)
@@ -454,6 +457,7 @@ class _Counts:
             "completions": self.completions,
             "trimmed_prompts": self.trimmed,
             "cut_completions": self.cut,
+            "margin_pairs": self.margins,  # pairs with a data margin (docs/training.md)
             "tokens": int(seq_len.sum()),
             "max_seq_len": int(seq_len.max()) if len(seq_len) else 0,
             "mean_seq_len": round(float(seq_len.mean()), 1) if len(seq_len) else 0.0,
@@ -515,7 +519,8 @@ def check_max_length(tokenizer: PreTrainedTokenizerBase, cfg: TokenizeConfig) ->
 
 def totals(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Sums of the per-split counts of the tokenize report."""
-    keys = ("groups", "completions", "trimmed_prompts", "cut_completions", "tokens", "seconds")
+    keys = ["groups", "completions", "trimmed_prompts", "cut_completions", "margin_pairs"]
+    keys += ["tokens", "seconds"]
     out: dict[str, Any] = {k: sum(s[k] for s in splits.values()) for k in keys}
     out["seconds"] = round(out["seconds"], 3)
     out["max_seq_len"] = max((s["max_seq_len"] for s in splits.values()), default=0)

@@ -121,6 +121,13 @@ def _setup(params: Params, layout: Layout) -> Run:
     val = PackedGroups.from_dataset(load_tokenized(layout, "validation"))
     if len(data) == 0:
         raise empty_split(layout.tokenized / "train", "train", layout.ingest_report)
+    if len(data.margin_keys):
+        scale = params.loss.data_margin_scale
+        log.info(
+            "train: %d judged pairs carry a data margin; %s",
+            len(data.margin_keys),
+            f"each asks for {scale:g} x it" if scale else "ignored (loss.data_margin_scale: 0)",
+        )
     set_seed(cfg.seed)
     cuda = torch.cuda.is_available()
     precision = resolve_precision(cfg.mixed_precision, cuda)
