@@ -90,6 +90,12 @@ def test_margin_of_a_completion_a_group_lacks_is_refused() -> None:
         PackedGroups.from_dataset(with_margins(bad))
 
 
+def test_margin_that_is_not_a_number_is_refused() -> None:
+    bad = [None, None, [{"better": 0, "worse": 2, "margin": float("nan")}]]
+    with pytest.raises(ValueError, match="group 2: margin nan is not a finite number; fix"):
+        PackedGroups.from_dataset(with_margins(bad))
+
+
 def test_pad_sequences_multiple_of_eight() -> None:
     ids, mask = pad_sequences([[1, 2, 3], list(range(9))], pad_id=7)
     assert ids.shape == (2, 16) and ids[0, 3] == 7 and mask.sum() == 12

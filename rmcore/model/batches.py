@@ -42,6 +42,11 @@ def _list_parts(array: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray
     return array.flatten(), offsets - offsets[0]
 
 
+def pair_keys(better: np.ndarray, worse: np.ndarray, completions: int) -> np.ndarray:
+    """One int64 key per pair of completion indices, better * completions + worse."""
+    return better.astype(np.int64) * completions + worse
+
+
 def _margin_arrays(
     column: pa.ChunkedArray | None, group_offsets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -65,10 +70,14 @@ def _margin_arrays(
                 f"group {g}: margin {name} index {int(index[bad[0]])} is not one "
                 f"of its {int(k[bad[0]])} completions; re-run ingest"
             )
-    if not np.isfinite(values).all():
-        raise ValueError("a margin is not a finite number; re-run ingest")
+    nonfinite = np.flatnonzero(~np.isfinite(values))
+    if len(nonfinite):
+        raise ValueError(
+            f"group {int(group[nonfinite[0]])}: margin {values[nonfinite[0]]} is not a finite "
+            "number; fix the source's margin field and re-run ingest"
+        )
     start = group_offsets[group]
-    keys = (start + local[0]) * int(group_offsets[-1]) + start + local[1]
+    keys = pair_keys(start + local[0], start + local[1], int(group_offsets[-1]))
     order = np.argsort(keys, kind="stable")
     return keys[order].astype(np.int64), values[order]
 
@@ -92,7 +101,7 @@ class PackedGroups:
     comp_offsets: np.ndarray  # [C+1]
     group_offsets: np.ndarray  # [G+1] into completions
     ranks: np.ndarray  # [C] int64
-    # the data's per-pair margins, keyed better * C + worse (completion indices), sorted
+    # the data's per-pair margins, keyed by `pair_keys` of completion indices, sorted
     margin_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     margin_values: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
 
@@ -148,7 +157,7 @@ class PackedGroups:
         None when the split has no margins at all."""
         if not len(self.margin_keys):
             return None
-        keys = better * len(self.ranks) + worse
+        keys = pair_keys(better, worse, len(self.ranks))
         at = np.searchsorted(self.margin_keys, keys).clip(max=len(self.margin_keys) - 1)
         return np.where(self.margin_keys[at] == keys, self.margin_values[at], 0.0)
 

@@ -26,16 +26,16 @@ WEIGHTS_INDEX = "model.safetensors.index.json"
 WEIGHTS = "model.safetensors"
 
 
-def write_rl_config(directory: str | Path, meta: dict[str, Any]) -> bool:
+def write_rl_config(directory: str | Path, meta: dict[str, Any]) -> None:
     """Add the keys above to `directory`'s config.json where they apply (see the module
-    docstring); whether they do. `meta` is the model's rmpipe.json."""
+    docstring). `meta` is the model's rmpipe.json."""
     directory = Path(directory)
     if not (meta.get("decoder") and meta.get("native_pooling")):
-        return False
+        return
     if not _has_weight(directory, f"{VALUE_HEAD}.weight") or _has_weight(
         directory, f"{VALUE_HEAD}.bias"
     ):
-        return False  # a head OpenRLHF's bias-free one would not reproduce
+        return  # a head OpenRLHF's bias-free one would not reproduce
     path = directory / CONFIG_FILE
     config = json.loads(path.read_text(encoding="utf-8"))
     config["value_head_prefix"] = VALUE_HEAD
@@ -47,7 +47,6 @@ def write_rl_config(directory: str | Path, meta: dict[str, Any]) -> bool:
         config.pop("mean", None)
         config.pop("std", None)
     write_text(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return True
 
 
 def _finite(value: Any) -> float | None:
