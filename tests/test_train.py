@@ -149,19 +149,18 @@ def test_data_margins_reach_the_loss(tmp_path: Path) -> None:
     source = {"path": str(path), "format": "preference", "name": "trl"}
     data = {"sources": [{**source, "options": {"margin": "margin"}}]}
     model = make_tiny_bert(tmp_path / "bert")
+    train = {"max_steps": 1, "keep_best": False}
+    source_layout = Layout(tmp_path / "data")
+    params = tiny_params(model, data=data, train=train)
+    stages.ingest(params, source_layout)
+    stages.tokenize(params, source_layout)
+    margins = load_tokenized(source_layout, "train")["margins"]
+    assert all(m is not None and len(m) == 1 and m[0]["margin"] >= 0.5 for m in margins)
     first_losses = []
     for scale in (0.0, 1.0, 2.0):
         layout = Layout(tmp_path / f"scale-{scale}")
-        params = tiny_params(
-            model,
-            data=data,
-            loss={"data_margin_scale": scale},
-            train={"max_steps": 1, "keep_best": False},
-        )
-        stages.ingest(params, layout)
-        stages.tokenize(params, layout)
-        margins = load_tokenized(layout, "train")["margins"]
-        assert all(m is not None and len(m) == 1 and m[0]["margin"] >= 0.5 for m in margins)
+        shutil.copytree(source_layout.root / "data", layout.root / "data")
+        params = tiny_params(model, data=data, loss={"data_margin_scale": scale}, train=train)
         stages.train(params, layout)
         first_losses.append(float(pd.read_csv(layout.train_steps)["loss"].iloc[0]))
     # -log sigmoid(d - s m) grows with s for m > 0, by about s * mean(m) / 2 near d = 0
